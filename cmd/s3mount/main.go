@@ -1,0 +1,392 @@
+// Command s3mount mounts the S3 paths a science platform authorizes as
+// ordinary directories, and keeps their credentials fresh for as long as the
+// mount lives.
+//
+// Usage:
+//
+//	s3mount [flags] MOUNTPOINT
+//
+// See README.md for the flags, the path mapping and the read-only rule.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/s3mount/s3mount/creds"
+	"github.com/s3mount/s3mount/fs"
+	"github.com/s3mount/s3mount/internal/s3bucket"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// daemonEnv marks the background child of a mount started without
+// --foreground; its value is the readiness pipe's file descriptor.
+const daemonEnv = "S3MOUNT_DAEMON_READY_FD"
+
+// config is what the command line says.
+type config struct {
+	mountpoint     string
+	foreground     bool
+	provider       string
+	credentialsURL string
+	endpointURL    string
+	region         string
+	forcePathStyle bool
+	readOnly       bool
+	debug          bool
+	debugFUSE      bool
+	allowOther     bool
+	uid, gid       int
+	fileMode       uint
+	dirMode        uint
+	metadataTTL    time.Duration
+	logFile        string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	creds.Version = version
+	cfg, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount: %v\nRun 's3mount --help' for usage.\n", err)
+		return 2
+	}
+	if cfg == nil { // --version
+		fmt.Println("s3mount", version)
+		return 0
+	}
+	if !cfg.foreground && os.Getenv(daemonEnv) == "" {
+		return daemonize(cfg, args)
+	}
+	return mount(cfg)
+}
+
+func parseFlags(args []string) (*config, error) {
+	cfg := &config{}
+	f := flag.NewFlagSet("s3mount", flag.ContinueOnError)
+	f.SetOutput(os.Stderr)
+	f.BoolVar(&cfg.foreground, "foreground", false, "stay in the foreground and log to stderr (default: run in the background once mounted)")
+	f.StringVar(&cfg.provider, "provider", "", "where credentials come from: maap (default when MAAP_PGT is set)")
+	f.StringVar(&cfg.credentialsURL, "credentials-url", "", "full URL of the platform's credentials endpoint (default: from MAAP_API_HOST and MAAP_API_HOST_SCHEME)")
+	f.StringVar(&cfg.endpointURL, "endpoint-url", "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or AWS S3)")
+	f.StringVar(&cfg.region, "region", "", "S3 region (default: AWS_REGION, AWS_DEFAULT_REGION, or the platform's region)")
+	f.BoolVar(&cfg.forcePathStyle, "force-path-style", false, "use path-style S3 URLs (on by itself for IP-address and localhost endpoints)")
+	f.BoolVar(&cfg.readOnly, "read-only", false, "mount everything read-only")
+	f.BoolVar(&cfg.debug, "debug", false, "log debug detail, including every credential renewal")
+	f.BoolVar(&cfg.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
+	f.BoolVar(&cfg.allowOther, "allow-other", false, "let other users access the mount")
+	f.IntVar(&cfg.uid, "uid", os.Getuid(), "owner of every file")
+	f.IntVar(&cfg.gid, "gid", os.Getgid(), "group of every file")
+	f.UintVar(&cfg.fileMode, "file-mode", 0o644, "permission bits of files (read-only paths lose write bits)")
+	f.UintVar(&cfg.dirMode, "dir-mode", 0o755, "permission bits of directories (read-only paths lose write bits)")
+	f.DurationVar(&cfg.metadataTTL, "metadata-ttl", 60*time.Second, "how long listings and file attributes are cached")
+	f.StringVar(&cfg.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, "+defaultLogFile()+" in the background)")
+	showVersion := f.Bool("version", false, "print the version and exit")
+	f.Usage = func() {
+		fmt.Fprintf(f.Output(), "Usage: s3mount [flags] MOUNTPOINT\n\nMounts the S3 paths your platform authorizes at MOUNTPOINT: s3://BUCKET/KEY is MOUNTPOINT/BUCKET/KEY.\n\nFlags:\n")
+		f.PrintDefaults()
+	}
+	// Flags may come before or after the mountpoint.
+	var positional []string
+	for {
+		if err := f.Parse(args); err != nil {
+			return nil, err
+		}
+		if f.NArg() == 0 {
+			break
+		}
+		positional = append(positional, f.Arg(0))
+		args = f.Args()[1:]
+	}
+	if *showVersion {
+		return nil, nil
+	}
+	if len(positional) != 1 {
+		return nil, fmt.Errorf("expected exactly one MOUNTPOINT, got %d", len(positional))
+	}
+	if cfg.fileMode > 0o777 || cfg.dirMode > 0o777 {
+		return nil, fmt.Errorf("--file-mode and --dir-mode take permission bits, such as 0644")
+	}
+	if cfg.metadataTTL <= 0 {
+		return nil, fmt.Errorf("--metadata-ttl must be positive")
+	}
+	mp, err := filepath.Abs(positional[0])
+	if err != nil {
+		return nil, err
+	}
+	cfg.mountpoint = mp
+	return cfg, nil
+}
+
+func defaultLogFile() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "s3mount", "s3mount.log")
+}
+
+// daemonize starts the mount again in the background, waits until it is
+// mounted or has failed, and reports which.
+func daemonize(cfg *config, args []string) int {
+	logPath := cfg.logFile
+	if logPath == "" {
+		logPath = defaultLogFile()
+	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount: creating the log directory: %v\n", err)
+		return 1
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount: opening the log file: %v\n", err)
+		return 1
+	}
+	defer logf.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount: %v\n", err)
+		return 1
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount: %v\n", err)
+		return 1
+	}
+	cmd := exec.Command(exe, append(args, "--log-file", logPath)...)
+	cmd.Env = append(os.Environ(), daemonEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount: starting the background mount: %v\n", err)
+		return 1
+	}
+	w.Close()
+	msg, _ := io.ReadAll(r)
+	r.Close()
+	if strings.TrimSpace(string(msg)) == "ok" {
+		fmt.Printf("s3mount: mounted at %s (pid %d, log %s). Unmount with: umount %s\n", cfg.mountpoint, cmd.Process.Pid, logPath, cfg.mountpoint)
+		cmd.Process.Release()
+		return 0
+	}
+	cmd.Wait()
+	if len(msg) == 0 {
+		msg = []byte("the background mount exited without saying why; see " + logPath)
+	}
+	fmt.Fprintf(os.Stderr, "s3mount: %s\n", strings.TrimSpace(string(msg)))
+	return 1
+}
+
+// readyPipe returns the pipe to tell the waiting parent about the mount, or
+// nil in the foreground.
+func readyPipe() *os.File {
+	fd, err := strconv.Atoi(os.Getenv(daemonEnv))
+	if err != nil || fd < 3 {
+		return nil
+	}
+	os.Unsetenv(daemonEnv)
+	return os.NewFile(uintptr(fd), "ready")
+}
+
+// mount mounts and serves until unmounted or signalled.
+func mount(cfg *config) int {
+	ready := readyPipe()
+	fail := func(format string, a ...any) int {
+		msg := fmt.Sprintf(format, a...)
+		if ready != nil {
+			fmt.Fprintln(ready, msg)
+			ready.Close()
+		}
+		slog.Error(msg)
+		return 1
+	}
+
+	logOut := io.Writer(os.Stderr)
+	if cfg.logFile != "" {
+		lf, err := os.OpenFile(cfg.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fail("opening the log file: %v", err)
+		}
+		defer lf.Close()
+		logOut = lf
+	}
+	level := slog.LevelInfo
+	if cfg.debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+
+	if fi, err := os.Stat(cfg.mountpoint); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(cfg.mountpoint, 0o755); err != nil {
+			return fail("creating the mountpoint: %v", err)
+		}
+	} else if err != nil {
+		return fail("mountpoint %s: %v (if a previous mount died, run: umount %s)", cfg.mountpoint, err, cfg.mountpoint)
+	} else if !fi.IsDir() {
+		return fail("mountpoint %s is not a directory", cfg.mountpoint)
+	}
+
+	src, defaultRegion, err := newSource(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	provider := creds.NewProvider(src, creds.Options{Logger: logger})
+	startCtx, cancelStart := context.WithTimeout(context.Background(), 90*time.Second)
+	err = provider.Start(startCtx)
+	cancelStart()
+	if err != nil {
+		return fail("cannot get credentials from %s: %v", src.Name(), err)
+	}
+	paths := provider.Paths()
+	if len(paths) == 0 {
+		return fail("%s authorized no S3 paths", src.Name())
+	}
+
+	region := firstNonEmpty(cfg.region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), defaultRegion)
+	endpoint := firstNonEmpty(cfg.endpointURL, os.Getenv("AWS_ENDPOINT_URL_S3"), os.Getenv("AWS_ENDPOINT_URL"))
+	client, err := s3bucket.New(context.Background(), s3bucket.Options{
+		Credentials: provider.Credentials(),
+		Region:      region,
+		Endpoint:    endpoint,
+		PathStyle:   cfg.forcePathStyle,
+		UserAgent:   "s3mount-" + version,
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	roots := make([]fs.Root, 0, len(paths))
+	for _, p := range paths {
+		ro := p.Access != creds.ReadWrite || cfg.readOnly
+		roots = append(roots, fs.Root{Bucket: p.Bucket, Prefix: p.Prefix, ReadOnly: ro})
+		access := "read-write"
+		if ro {
+			access = "read-only"
+		}
+		logger.Info("authorized path", "uri", p.URI(), "access", access, "at", filepath.Join(cfg.mountpoint, p.Bucket, p.Prefix))
+	}
+	fsys, err := fs.New(fs.Options{
+		Roots:       roots,
+		Bucket:      client.Bucket,
+		ReadOnly:    cfg.readOnly,
+		UID:         uint32(cfg.uid),
+		GID:         uint32(cfg.gid),
+		FileMode:    os.FileMode(cfg.fileMode),
+		DirMode:     os.FileMode(cfg.dirMode),
+		MetadataTTL: cfg.metadataTTL,
+		Logger:      logger,
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	srv, err := fsys.Mount(cfg.mountpoint, fs.MountOptions{AllowOther: cfg.allowOther, Debug: cfg.debugFUSE})
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go provider.Run(ctx)
+
+	logger.Info("mounted", "mountpoint", cfg.mountpoint, "credentials", src.Name(), "region", region, "endpoint", firstNonEmpty(endpoint, "AWS"))
+	if ready != nil {
+		fmt.Fprintln(ready, "ok")
+		ready.Close()
+		os.Stdin.Close()
+	}
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { srv.Wait(); close(done) }()
+	select {
+	case <-done:
+		logger.Info("unmounted from outside; exiting", "mountpoint", cfg.mountpoint)
+		return 0
+	case sig := <-sigs:
+		logger.Info("unmounting", "signal", sig.String(), "mountpoint", cfg.mountpoint)
+	}
+	return unmount(srv, cfg.mountpoint, done, logger)
+}
+
+// unmount unmounts, retrying while the mount is busy, and detaches it lazily
+// if it stays busy.
+func unmount(srv *fuse.Server, mountpoint string, done <-chan struct{}, logger *slog.Logger) int {
+	for attempt := 0; ; attempt++ {
+		err := srv.Unmount()
+		if err == nil {
+			break
+		}
+		if attempt == 0 {
+			logger.Warn("mount is busy (a shell or program is using it); retrying", "error", err.Error())
+		}
+		if attempt == 10 {
+			logger.Warn("mount still busy; detaching it, it disappears once nothing uses it")
+			if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
+				logger.Error("could not unmount", "error", err.Error(), "hint", "umount -l "+mountpoint)
+				return 1
+			}
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	logger.Info("unmounted", "mountpoint", mountpoint)
+	return 0
+}
+
+// newSource picks the credentials source and its default region.
+func newSource(cfg *config) (creds.Source, string, error) {
+	provider := cfg.provider
+	if provider == "" {
+		switch {
+		case os.Getenv("MAAP_PGT") != "":
+			provider = "maap"
+		default:
+			return nil, "", errors.New("no credentials provider: set MAAP_PGT (it is set inside a MAAP workspace) or pass --provider")
+		}
+	}
+	switch provider {
+	case "maap":
+		src, err := creds.NewMAAP(creds.MAAPOptions{URL: cfg.credentialsURL})
+		return src, "us-west-2", err
+	}
+	return nil, "", fmt.Errorf("unknown --provider %q (supported: maap)", provider)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,271 @@
+// Package fs is s3mount's FUSE filesystem. It is the only package that
+// imports go-fuse, whose fs package it calls fusefs.
+//
+// # Layout
+//
+// The mount root holds one directory per bucket. Below each bucket are
+// synthetic directories for the segments of each authorized prefix, down to
+// the authorized path itself; they list only what leads to an authorized path.
+// Inside an authorized path, objects are files and common prefixes are
+// directories, so s3://B/K is at MOUNT/B/K. A "dir/" marker object and a
+// prefix with no marker are both directories.
+//
+// Keys that cannot be file names (empty segments from "//", ".", "..", NUL,
+// names over 255 bytes) are not shown, and each is logged once. When a key is
+// both an object and a prefix ("a" and "a/b"), the directory is shown and the
+// object is hidden, and this is logged once.
+//
+// # Read-only paths
+//
+// The synthetic directories, read-only authorized paths, and everything when
+// Options.ReadOnly is set show no write bits, and every change to them fails
+// with EROFS without any request to S3.
+//
+// # Errors
+//
+// Bucket errors become errno in one function, errno: not found is ENOENT,
+// a changed object ESTALE, a denial or missing credentials EACCES, a
+// cancelled request EINTR, anything else EIO. The cause of EIO and EACCES is
+// logged.
+//
+// # Caching
+//
+// A directory's listing is kept for Options.MetadataTTL and answers lookups
+// (including negative ones) without requests. The kernel is told to cache
+// entries and attributes for the same time. After that, a lookup asks S3
+// again (HeadObject and a one-key ListObjectsV2, concurrently). The kernel's
+// page cache for a file is kept across opens only while its ETag is
+// unchanged. Reads pin the ETag seen at open, so a read never mixes two
+// versions of an object: if it changes, reads fail with ESTALE.
+//
+// # Concurrency
+//
+// Every FUSE operation may run concurrently with any other. Each node
+// guards its own state with its own mutex; no lock is held across a network
+// call except a file handle's stream lock, which serializes reads on one
+// handle. There is no lock ordering to respect, because no code path holds
+// two of these locks at once.
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/s3mount/s3mount/internal/bucket"
+)
+
+// Options configure a filesystem.
+type Options struct {
+	// Roots are the authorized paths to show.
+	Roots []Root
+	// Bucket returns the store for a bucket name.
+	Bucket func(name string) bucket.Bucket
+	// ReadOnly makes everything read-only.
+	ReadOnly bool
+	// UID and GID own every file.
+	UID, GID uint32
+	// FileMode and DirMode are the permission bits of files and directories
+	// (defaults 0644 and 0755). Read-only paths lose their write bits.
+	FileMode, DirMode os.FileMode
+	// MetadataTTL is how long listings and attributes are trusted. Default 60s.
+	MetadataTTL time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// FS is a mounted, or mountable, set of authorized paths.
+type FS struct {
+	opts      Options
+	log       *slog.Logger
+	mountTime time.Time
+	root      *synthDir
+
+	// tree is the current layout of the authorized paths.
+	tree atomic.Pointer[tree]
+
+	// logged holds keys already logged as not shown, so each is logged
+	// once. It is safe for concurrent use.
+	logged *lru.Cache[string, struct{}]
+}
+
+// New returns a filesystem showing opts.Roots.
+func New(opts Options) (*FS, error) {
+	if opts.Bucket == nil {
+		return nil, errors.New("fs: Options.Bucket is required")
+	}
+	if opts.FileMode == 0 {
+		opts.FileMode = 0o644
+	}
+	if opts.DirMode == 0 {
+		opts.DirMode = 0o755
+	}
+	if opts.MetadataTTL <= 0 {
+		opts.MetadataTTL = 60 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	logged, err := lru.New[string, struct{}](4096)
+	if err != nil {
+		return nil, err
+	}
+	f := &FS{opts: opts, log: opts.Logger, mountTime: time.Now(), logged: logged}
+	f.tree.Store(newTree(opts.Roots))
+	f.root = &synthDir{fsys: f, refuseChanges: refuseChanges{fsys: f, synthetic: true}}
+	return f, nil
+}
+
+// Root returns the root node, for fusefs.Mount.
+func (f *FS) Root() fusefs.InodeEmbedder { return f.root }
+
+// MountOptions are the mount's kernel-facing settings.
+type MountOptions struct {
+	// AllowOther lets other users see the mount (needs user_allow_other in
+	// /etc/fuse.conf when not root).
+	AllowOther bool
+	// Debug logs every FUSE request.
+	Debug bool
+}
+
+// Mount mounts the filesystem at dir. Call Unmount on the server, and Wait
+// for it, to finish.
+func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
+	ttl := f.opts.MetadataTTL
+	opts := &fusefs.Options{
+		EntryTimeout:    &ttl,
+		AttrTimeout:     &ttl,
+		NegativeTimeout: &ttl,
+		UID:             f.opts.UID,
+		GID:             f.opts.GID,
+		MountOptions: fuse.MountOptions{
+			FsName:       "s3mount",
+			Name:         "s3mount",
+			AllowOther:   mo.AllowOther,
+			DirectMount:  true,
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 1 << 20,
+			Debug:        mo.Debug,
+		},
+	}
+	srv, err := fusefs.Mount(dir, f.root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mounting at %s: %w", dir, err)
+	}
+	return srv, nil
+}
+
+// access returns the authorized root that holds key, if any.
+func (f *FS) access(bucketName, key string) (Root, bool) {
+	return f.tree.Load().access(bucketName, key)
+}
+
+// writable reports whether key in bucket may be changed.
+func (f *FS) writable(bucketName, key string) bool {
+	if f.opts.ReadOnly {
+		return false
+	}
+	r, ok := f.access(bucketName, key)
+	return ok && !r.ReadOnly
+}
+
+// refuseChange answers an attempt to change key: EROFS on read-only paths,
+// and ENOTSUP where changes are allowed but not supported yet.
+func (f *FS) refuseChange(bucketName, key string) syscall.Errno {
+	if !f.writable(bucketName, key) {
+		return syscall.EROFS
+	}
+	return syscall.ENOTSUP
+}
+
+// errno maps a bucket error to the errno a FUSE call returns, logging the
+// cause of failures the user cannot explain otherwise.
+func (f *FS) errno(op string, err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	case errors.Is(err, bucket.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, bucket.ErrStale):
+		f.log.Info("object changed while open; reopen the file to read the new version", "op", op, "error", err.Error())
+		return syscall.ESTALE
+	case errors.Is(err, bucket.ErrCredentials):
+		f.log.Warn("no valid credentials", "op", op, "error", err.Error())
+		return syscall.EACCES
+	case errors.Is(err, bucket.ErrPermission):
+		f.log.Warn("permission denied by S3", "op", op, "error", err.Error())
+		return syscall.EACCES
+	}
+	f.log.Error("S3 request failed", "op", op, "error", err.Error())
+	return syscall.EIO
+}
+
+// logOnce logs msg for a key the first time it is seen.
+func (f *FS) logOnce(msg, bucketName, key string) {
+	id := msg + "\x00" + bucketName + "\x00" + key
+	if ok, _ := f.logged.ContainsOrAdd(id, struct{}{}); ok {
+		return
+	}
+	f.log.Warn(msg, "object", "s3://"+bucketName+"/"+key)
+}
+
+// dirAttr fills the attributes of a directory.
+func (f *FS) dirAttr(out *fuse.Attr, ino uint64, writable bool) {
+	mode := uint32(f.opts.DirMode.Perm())
+	if !writable {
+		mode &^= 0o222
+	}
+	out.Ino = ino
+	out.Mode = syscall.S_IFDIR | mode
+	out.Nlink = 2
+	out.Size = 4096
+	out.Blocks = 8
+	out.Blksize = 4096
+	out.Uid, out.Gid = f.opts.UID, f.opts.GID
+	out.SetTimes(&f.mountTime, &f.mountTime, &f.mountTime)
+}
+
+// fileAttr fills the attributes of a file from its object.
+func (f *FS) fileAttr(out *fuse.Attr, ino uint64, info bucket.ObjectInfo, writable bool) {
+	mode := uint32(f.opts.FileMode.Perm())
+	if !writable {
+		mode &^= 0o222
+	}
+	out.Ino = ino
+	out.Mode = syscall.S_IFREG | mode
+	out.Nlink = 1
+	out.Size = uint64(info.Size)
+	out.Blocks = (uint64(info.Size) + 511) / 512
+	out.Blksize = 1 << 20
+	out.Uid, out.Gid = f.opts.UID, f.opts.GID
+	mt := info.LastModified
+	if mt.IsZero() {
+		mt = f.mountTime
+	}
+	out.SetTimes(&mt, &mt, &mt)
+}
+
+// statfs reports a large, mostly free filesystem, so that df and cp do not
+// refuse to write.
+func statfs(out *fuse.StatfsOut) {
+	const blocks = 1 << 40 // 4 PiB of 4 KiB blocks
+	out.Bsize = 4096
+	out.Frsize = 4096
+	out.Blocks = blocks
+	out.Bfree = blocks
+	out.Bavail = blocks
+	out.Files = 1 << 32
+	out.Ffree = 1 << 32
+	out.NameLen = maxNameLen
+}

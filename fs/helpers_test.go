@@ -1,0 +1,251 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/s3mount/s3mount/creds"
+	"github.com/s3mount/s3mount/fs"
+	"github.com/s3mount/s3mount/internal/bucket"
+	"github.com/s3mount/s3mount/internal/rig"
+	"github.com/s3mount/s3mount/internal/s3bucket"
+)
+
+// sharedRig is one seeded rig for the tests that do not change its
+// settings. TestMain stops it.
+var sharedRig struct {
+	once sync.Once
+	rig  *rig.Rig
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sharedRig.rig != nil {
+		sharedRig.rig.Close()
+	}
+	os.Exit(code)
+}
+
+// needMinIO skips the test when MinIO is not installed, unless
+// S3MOUNT_REQUIRE_RIG=1 (as under make test), when it fails.
+func needMinIO(t *testing.T) {
+	t.Helper()
+	if _, err := rig.FindMinIO(); err != nil {
+		if os.Getenv("S3MOUNT_REQUIRE_RIG") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+}
+
+// getSharedRig returns the shared rig, starting it on first use.
+func getSharedRig(t *testing.T) *rig.Rig {
+	t.Helper()
+	needMinIO(t)
+	sharedRig.once.Do(func() {
+		sharedRig.rig, sharedRig.err = rig.Start(context.Background(), rig.Options{Seed: true})
+	})
+	if sharedRig.err != nil {
+		t.Fatal(sharedRig.err)
+	}
+	return sharedRig.rig
+}
+
+// startRig starts a rig of the test's own, stopped at cleanup.
+func startRig(t *testing.T, opts rig.Options) *rig.Rig {
+	t.Helper()
+	needMinIO(t)
+	r, err := rig.Start(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// logBuffer collects a test mount's log; it is shown if the test fails.
+type logBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func newTestLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+	logs := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("mount log:\n%s", logs.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), logs
+}
+
+// testMount is a filesystem mounted for one test.
+type testMount struct {
+	dir      string
+	provider *creds.Provider
+	logs     *logBuffer
+}
+
+// mountFS mounts fsOpts at a temporary directory and unmounts it at cleanup,
+// even if the test fails.
+func mountFS(t *testing.T, fsOpts fs.Options) string {
+	t.Helper()
+	fsys, err := fs.New(fsOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	srv, err := fsys.Mount(dir, fs.MountOptions{Debug: testing.Verbose() && os.Getenv("S3MOUNT_DEBUG_FUSE") != ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; ; i++ {
+			err := srv.Unmount()
+			if err == nil {
+				break
+			}
+			if i == 50 {
+				t.Errorf("unmount %s: %v; detaching it", dir, err)
+				syscall.Unmount(dir, syscall.MNT_DETACH)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		srv.Wait()
+	})
+	return dir
+}
+
+// mountRig mounts the rig's authorized paths through its MAAP emulator and
+// proxy, as s3mount does.
+func mountRig(t *testing.T, r *rig.Rig, ttl time.Duration) *testMount {
+	t.Helper()
+	logger, logs := newTestLogger(t)
+	src, err := creds.NewMAAP(creds.MAAPOptions{URL: r.MAAP.URL + rig.MAAPCredentialsPath, Ticket: r.Ticket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider := creds.NewProvider(src, creds.Options{Logger: logger})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := provider.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go provider.Run(ctx)
+	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region, Endpoint: r.Proxy.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roots []fs.Root
+	for _, p := range provider.Paths() {
+		roots = append(roots, fs.Root{Bucket: p.Bucket, Prefix: p.Prefix, ReadOnly: p.Access != creds.ReadWrite})
+	}
+	dir := mountFS(t, fs.Options{Roots: roots, Bucket: client.Bucket, MetadataTTL: ttl, Logger: logger,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+	return &testMount{dir: dir, provider: provider, logs: logs}
+}
+
+// mountMemory mounts in-memory buckets, one root per bucket.
+func mountMemory(t *testing.T, roots []fs.Root, buckets ...*bucket.Memory) (string, *logBuffer) {
+	t.Helper()
+	logger, logs := newTestLogger(t)
+	byName := map[string]bucket.Bucket{}
+	for _, b := range buckets {
+		byName[b.Name()] = b
+	}
+	dir := mountFS(t, fs.Options{Roots: roots, Bucket: func(name string) bucket.Bucket { return byName[name] }, Logger: logger})
+	return dir, logs
+}
+
+// putObject uploads through MinIO directly, bypassing the mount.
+func putObject(t *testing.T, r *rig.Rig, bucketName, key string, data []byte) {
+	t.Helper()
+	_, err := r.MinIO.Client().PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(bucketName), Key: aws.String(key), Body: bytes.NewReader(data)})
+	if err != nil {
+		t.Fatalf("PutObject s3://%s/%s: %v", bucketName, key, err)
+	}
+}
+
+// getObject downloads through MinIO directly, bypassing the mount.
+func getObject(t *testing.T, r *rig.Rig, bucketName, key string) []byte {
+	t.Helper()
+	out, err := r.MinIO.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucketName), Key: aws.String(key)})
+	if err != nil {
+		t.Fatalf("GetObject s3://%s/%s: %v", bucketName, key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// bucketState lists every key of a bucket with its ETag, through MinIO
+// directly.
+func bucketState(t *testing.T, r *rig.Rig, bucketName string) []string {
+	t.Helper()
+	var state []string
+	p := s3.NewListObjectsV2Paginator(r.MinIO.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucketName)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			state = append(state, aws.ToString(o.Key)+" "+aws.ToString(o.ETag))
+		}
+	}
+	sort.Strings(state)
+	return state
+}
+
+// readDirNames lists dir through the mount, without "." and "..".
+func readDirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("ReadDir(%q): %v", dir, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() {
+			n += "/"
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+// isErrno reports whether err carries errno.
+func isErrno(err error, errno syscall.Errno) bool {
+	return errors.Is(err, errno)
+}

@@ -1,0 +1,294 @@
+// Package s3bucket implements bucket.Bucket on Amazon S3 and S3-compatible
+// stores with aws-sdk-go-v2. It is the only package that imports the SDK's
+// S3 service.
+//
+// # Errors
+//
+// SDK errors become bucket errors here and nowhere else: NoSuchKey and 404
+// match bucket.ErrNotFound, AccessDenied and 403 bucket.ErrPermission, 412
+// bucket.ErrStale, and ExpiredToken, InvalidAccessKeyId, InvalidToken, a 400
+// on HEAD (which has no body to say more) or a failure to get credentials
+// bucket.ErrCredentials. The SDK's own retryer
+// retries throttling, 5xx and dropped connections before an error comes back.
+//
+// # Concurrency
+//
+// A Client and its buckets are safe for concurrent use and share one
+// connection pool. Credentials come from the provider given in Options and are
+// fetched per request, so a renewal applies to the next request.
+package s3bucket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/s3mount/s3mount/internal/bucket"
+)
+
+// Options configure a Client.
+type Options struct {
+	// Credentials provide the request signing keys.
+	Credentials aws.CredentialsProvider
+	// Region is the signing region. Default: the SDK's (AWS_REGION and
+	// shared config), then us-east-1.
+	Region string
+	// Endpoint is the S3 endpoint URL. Default: the SDK's, which honours
+	// AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL.
+	Endpoint string
+	// PathStyle forces path-style addressing. It is turned on by itself for
+	// endpoints whose host is an IP address or localhost.
+	PathStyle bool
+	// UserAgent is added to the SDK's User-Agent.
+	UserAgent string
+}
+
+// Client makes Buckets that share one S3 client.
+type Client struct {
+	api *s3.Client
+}
+
+// New returns a Client. It reads the SDK's shared configuration (including
+// AWS_CA_BUNDLE) but always signs with opts.Credentials.
+func New(ctx context.Context, opts Options) (*Client, error) {
+	// A BuildableClient keeps AWS_CA_BUNDLE working: the SDK can only add a
+	// CA bundle to its own client type.
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = 256
+		tr.MaxIdleConnsPerHost = 64
+		tr.IdleConnTimeout = 90 * time.Second
+	}).WithDialerOptions(func(d *net.Dialer) {
+		d.Timeout = 10 * time.Second
+	})
+	loadOpts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	}
+	if opts.Region != "" {
+		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
+	}
+	if opts.UserAgent != "" {
+		loadOpts = append(loadOpts, config.WithAppID(opts.UserAgent))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	// The provider is already a cache; the S3 client uses it as it is.
+	cfg.Credentials = markedCredentials{opts.Credentials}
+	pathStyle := opts.PathStyle
+	if opts.Endpoint != "" {
+		u, err := url.Parse(opts.Endpoint)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("S3 endpoint %q is not an http(s) URL", opts.Endpoint)
+		}
+		pathStyle = pathStyle || needsPathStyle(u.Hostname())
+	} else if cfg.BaseEndpoint != nil {
+		if u, err := url.Parse(*cfg.BaseEndpoint); err == nil {
+			pathStyle = pathStyle || needsPathStyle(u.Hostname())
+		}
+	}
+	api := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+		o.UsePathStyle = pathStyle
+		// Ranged GETs carry no whole-object checksum; do not warn about it
+		// on every read.
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	return &Client{api: api}, nil
+}
+
+// needsPathStyle reports whether a host cannot take bucket subdomains.
+func needsPathStyle(host string) bool {
+	return host == "localhost" || net.ParseIP(host) != nil
+}
+
+// Bucket returns the named bucket.
+func (c *Client) Bucket(name string) bucket.Bucket {
+	return &s3Bucket{api: c.api, name: name}
+}
+
+type s3Bucket struct {
+	api  *s3.Client
+	name string
+}
+
+var _ bucket.Bucket = (*s3Bucket)(nil)
+
+func (b *s3Bucket) Name() string { return b.name }
+
+func (b *s3Bucket) List(ctx context.Context, req *bucket.ListRequest) (*bucket.ListPage, error) {
+	in := &s3.ListObjectsV2Input{Bucket: &b.name, Prefix: aws.String(req.Prefix)}
+	if req.Delimiter != "" {
+		in.Delimiter = aws.String(req.Delimiter)
+	}
+	if req.ContinuationToken != "" {
+		in.ContinuationToken = aws.String(req.ContinuationToken)
+	}
+	if req.MaxKeys > 0 {
+		in.MaxKeys = aws.Int32(int32(req.MaxKeys))
+	}
+	out, err := b.api.ListObjectsV2(ctx, in)
+	if err != nil {
+		return nil, b.wrap(err, "list", req.Prefix)
+	}
+	page := &bucket.ListPage{
+		Objects:        make([]bucket.ObjectInfo, 0, len(out.Contents)),
+		CommonPrefixes: make([]string, 0, len(out.CommonPrefixes)),
+	}
+	for _, o := range out.Contents {
+		page.Objects = append(page.Objects, bucket.ObjectInfo{
+			Key:          aws.ToString(o.Key),
+			Size:         aws.ToInt64(o.Size),
+			ETag:         aws.ToString(o.ETag),
+			LastModified: aws.ToTime(o.LastModified),
+		})
+	}
+	for _, p := range out.CommonPrefixes {
+		page.CommonPrefixes = append(page.CommonPrefixes, aws.ToString(p.Prefix))
+	}
+	if aws.ToBool(out.IsTruncated) {
+		page.NextContinuationToken = aws.ToString(out.NextContinuationToken)
+		if page.NextContinuationToken == "" {
+			return nil, fmt.Errorf("list s3://%s/%s: store said the listing is truncated but gave no continuation token", b.name, req.Prefix)
+		}
+	}
+	return page, nil
+}
+
+func (b *s3Bucket) Stat(ctx context.Context, key string) (bucket.ObjectInfo, error) {
+	out, err := b.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.name, Key: &key})
+	if err != nil {
+		return bucket.ObjectInfo{}, b.wrap(err, "stat", key)
+	}
+	return bucket.ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+	}, nil
+}
+
+func (b *s3Bucket) Read(ctx context.Context, key string, offset, length int64, etag string) (io.ReadCloser, error) {
+	if length == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	rng := "bytes=" + strconv.FormatInt(offset, 10) + "-"
+	if length > 0 {
+		rng += strconv.FormatInt(offset+length-1, 10)
+	}
+	in := &s3.GetObjectInput{Bucket: &b.name, Key: &key, Range: &rng}
+	if etag != "" {
+		in.IfMatch = aws.String(etag)
+	}
+	out, err := b.api.GetObject(ctx, in)
+	if err != nil {
+		if apiCode(err) == "InvalidRange" {
+			// Reading at or past the end: nothing to read.
+			return io.NopCloser(strings.NewReader("")), nil
+		}
+		return nil, b.wrap(err, "read", key)
+	}
+	return out.Body, nil
+}
+
+// apiCode returns the S3 error code of err, or "".
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// wrap turns an SDK error into a bucket error naming the operation and the
+// s3:// location.
+func (b *s3Bucket) wrap(err error, op, key string) error {
+	where := op + " s3://" + b.name + "/" + key
+	var kind error
+	status := 0
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code := apiCode(err)
+	switch {
+	case code == "NoSuchKey" || code == "NotFound" || status == http.StatusNotFound:
+		kind = bucket.ErrNotFound
+	case code == "ExpiredToken" || code == "InvalidAccessKeyId" || code == "InvalidToken" || code == "TokenRefreshRequired":
+		kind = bucket.ErrCredentials
+	case op == "stat" && status == http.StatusBadRequest:
+		// A HEAD response has no body to name the error. S3 answers a HEAD
+		// signed with expired credentials with a bare 400.
+		kind = bucket.ErrCredentials
+	case code == "PreconditionFailed" || status == http.StatusPreconditionFailed:
+		kind = bucket.ErrStale
+	case code == "AccessDenied" || status == http.StatusForbidden:
+		kind = bucket.ErrPermission
+	case isCredentialsFailure(err):
+		kind = bucket.ErrCredentials
+	}
+	if kind == nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	return &Error{Op: where, Kind: kind, Err: err}
+}
+
+// isCredentialsFailure reports whether the request failed because the
+// credentials provider did.
+func isCredentialsFailure(err error) bool {
+	var ce *credentialsError
+	return errors.As(err, &ce)
+}
+
+// markedCredentials wraps the provider's errors in credentialsError, so that
+// a request that failed for want of credentials can be told apart.
+type markedCredentials struct{ aws.CredentialsProvider }
+
+func (m markedCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := m.CredentialsProvider.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err}
+	}
+	return c, nil
+}
+
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
+// Error is a classified store error. It matches its Kind with errors.Is and
+// unwraps to the SDK's error.
+type Error struct {
+	Op   string
+	Kind error
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Op + ": " + e.Kind.Error() + ": " + e.Err.Error() }
+
+// Is reports whether target is the error's kind.
+func (e *Error) Is(target error) bool { return target == e.Kind }
+
+// Unwrap returns the SDK's error.
+func (e *Error) Unwrap() error { return e.Err }
