@@ -228,7 +228,9 @@ func (h *readHandle) seek(ctx context.Context, cur, need int64) error {
 			return nil
 		}
 	}
-	sequential := h.end > 0 && cur == h.end
+	// Reads that land near the end of the last range continue a sequential
+	// scan, even when the kernel's concurrent readahead reorders them.
+	sequential := h.end > 0 && cur >= h.end-keepBehind && cur <= h.end+seekForward
 	h.closeStream()
 	if sequential {
 		h.window = min(2*h.window, maxWindow)

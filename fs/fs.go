@@ -53,6 +53,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -135,6 +136,12 @@ type MountOptions struct {
 	AllowOther bool
 	// Debug logs every FUSE request.
 	Debug bool
+	// ReadAhead is the kernel's readahead for the mount, in bytes. Linux
+	// gives FUSE mounts 128 KiB, which makes sequential reads a series of
+	// small requests; Mount raises it through sysfs where it may (as root).
+	// Zero means 1 MiB, the fastest for the current read path (see
+	// BenchmarkRead); negative leaves the kernel's default.
+	ReadAhead int
 }
 
 // Mount mounts the filesystem at dir. Call Unmount on the server, and Wait
@@ -154,14 +161,39 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			DirectMount:  true,
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
-			Debug:        mo.Debug,
+			// Reads reply from memory: splicing gains nothing, and 1 MiB
+			// replies overflow the default pipe.
+			DisableSplice: true,
+			Debug:         mo.Debug,
+			Logger:        slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
 		},
 	}
 	srv, err := fusefs.Mount(dir, f.root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mounting at %s: %w", dir, err)
 	}
+	if mo.ReadAhead >= 0 {
+		ra := mo.ReadAhead
+		if ra == 0 {
+			ra = 1 << 20
+		}
+		if err := setReadAhead(dir, ra); err != nil {
+			f.log.Info("kernel readahead left at its default; sequential reads may be slower", "error", err.Error())
+		}
+	}
 	return srv, nil
+}
+
+// setReadAhead sets the readahead of the mount at dir, through the sysfs
+// file of its backing device.
+func setReadAhead(dir string, bytes int) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return err
+	}
+	major, minor := (st.Dev>>8)&0xfff|(st.Dev>>32)&^0xfff, st.Dev&0xff|(st.Dev>>12)&^0xff
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", major, minor)
+	return os.WriteFile(path, []byte(strconv.Itoa(bytes/1024)), 0)
 }
 
 // access returns the authorized root that holds key, if any.

@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // needMinIO skips the test when MinIO is not installed, unless
 // S3MOUNT_REQUIRE_RIG=1 (as under make test), when it fails.
-func needMinIO(t *testing.T) {
+func needMinIO(t testing.TB) {
 	t.Helper()
 	if _, err := rig.FindMinIO(); err != nil {
 		if os.Getenv("S3MOUNT_REQUIRE_RIG") == "1" {
@@ -52,7 +52,7 @@ func needMinIO(t *testing.T) {
 }
 
 // getSharedRig returns the shared rig, starting it on first use.
-func getSharedRig(t *testing.T) *rig.Rig {
+func getSharedRig(t testing.TB) *rig.Rig {
 	t.Helper()
 	needMinIO(t)
 	sharedRig.once.Do(func() {
@@ -65,7 +65,7 @@ func getSharedRig(t *testing.T) *rig.Rig {
 }
 
 // startRig starts a rig of the test's own, stopped at cleanup.
-func startRig(t *testing.T, opts rig.Options) *rig.Rig {
+func startRig(t testing.TB, opts rig.Options) *rig.Rig {
 	t.Helper()
 	needMinIO(t)
 	r, err := rig.Start(context.Background(), opts)
@@ -94,7 +94,7 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-func newTestLogger(t *testing.T) (*slog.Logger, *logBuffer) {
+func newTestLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 	logs := &logBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -113,7 +113,7 @@ type testMount struct {
 
 // mountFS mounts fsOpts at a temporary directory and unmounts it at cleanup,
 // even if the test fails.
-func mountFS(t *testing.T, fsOpts fs.Options) string {
+func mountFS(t testing.TB, fsOpts fs.Options) string {
 	t.Helper()
 	fsys, err := fs.New(fsOpts)
 	if err != nil {
@@ -144,7 +144,7 @@ func mountFS(t *testing.T, fsOpts fs.Options) string {
 
 // mountRig mounts the rig's authorized paths through its MAAP emulator and
 // proxy, as s3mount does.
-func mountRig(t *testing.T, r *rig.Rig, ttl time.Duration) *testMount {
+func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
 	t.Helper()
 	logger, logs := newTestLogger(t)
 	src, err := creds.NewMAAP(creds.MAAPOptions{URL: r.MAAP.URL + rig.MAAPCredentialsPath, Ticket: r.Ticket})
@@ -172,7 +172,7 @@ func mountRig(t *testing.T, r *rig.Rig, ttl time.Duration) *testMount {
 }
 
 // mountMemory mounts in-memory buckets, one root per bucket.
-func mountMemory(t *testing.T, roots []fs.Root, buckets ...*bucket.Memory) (string, *logBuffer) {
+func mountMemory(t testing.TB, roots []fs.Root, buckets ...*bucket.Memory) (string, *logBuffer) {
 	t.Helper()
 	logger, logs := newTestLogger(t)
 	byName := map[string]bucket.Bucket{}
@@ -184,7 +184,7 @@ func mountMemory(t *testing.T, roots []fs.Root, buckets ...*bucket.Memory) (stri
 }
 
 // putObject uploads through MinIO directly, bypassing the mount.
-func putObject(t *testing.T, r *rig.Rig, bucketName, key string, data []byte) {
+func putObject(t testing.TB, r *rig.Rig, bucketName, key string, data []byte) {
 	t.Helper()
 	_, err := r.MinIO.Client().PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(bucketName), Key: aws.String(key), Body: bytes.NewReader(data)})
@@ -194,7 +194,7 @@ func putObject(t *testing.T, r *rig.Rig, bucketName, key string, data []byte) {
 }
 
 // getObject downloads through MinIO directly, bypassing the mount.
-func getObject(t *testing.T, r *rig.Rig, bucketName, key string) []byte {
+func getObject(t testing.TB, r *rig.Rig, bucketName, key string) []byte {
 	t.Helper()
 	out, err := r.MinIO.Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucketName), Key: aws.String(key)})
 	if err != nil {
@@ -210,7 +210,7 @@ func getObject(t *testing.T, r *rig.Rig, bucketName, key string) []byte {
 
 // bucketState lists every key of a bucket with its ETag, through MinIO
 // directly.
-func bucketState(t *testing.T, r *rig.Rig, bucketName string) []string {
+func bucketState(t testing.TB, r *rig.Rig, bucketName string) []string {
 	t.Helper()
 	var state []string
 	p := s3.NewListObjectsV2Paginator(r.MinIO.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucketName)})
@@ -228,7 +228,7 @@ func bucketState(t *testing.T, r *rig.Rig, bucketName string) []string {
 }
 
 // readDirNames lists dir through the mount, without "." and "..".
-func readDirNames(t *testing.T, dir string) []string {
+func readDirNames(t testing.TB, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -1,0 +1,4 @@
+package fs
+
+// SetReadAhead exposes setReadAhead to the benchmarks.
+var SetReadAhead = setReadAhead

@@ -1,0 +1,165 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/s3mount/s3mount/internal/rig"
+)
+
+// TestReadsOutliveCredentials reads continuously for 30 seconds through a
+// mount whose credentials are declared to last 5 seconds. The proxy rejects
+// every key after its declared expiry, so the reads only succeed if the
+// mount renews in time.
+func TestReadsOutliveCredentials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("30-second soak")
+	}
+	r := startRig(t, rig.Options{Seed: true, Lifetime: 5 * time.Second})
+	first := fetchMAAPCredentials(t, r)
+	m := mountRig(t, r, time.Second)
+	ws := filepath.Join(m.dir, "maap-ops-workspace", "jdoe")
+	sample := rig.SampleBin()
+	readme, err := os.ReadFile(filepath.Join(ws, "README.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		ops      atomic.Int64
+		failures atomic.Int64
+		errMu    sync.Mutex // guards errs
+		errs     []string
+	)
+	fail := func(format string, a ...any) {
+		failures.Add(1)
+		errMu.Lock()
+		if len(errs) < 10 {
+			errs = append(errs, fmt.Sprintf(format, a...))
+		}
+		errMu.Unlock()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var wg sync.WaitGroup
+
+	// One handle kept open the whole time, read sequentially with O_DIRECT
+	// so that every read reaches the filesystem, wrapping around.
+	wg.Go(func() {
+		f, err := os.OpenFile(filepath.Join(ws, "data", "sample.bin"), os.O_RDONLY|syscall.O_DIRECT, 0)
+		if err != nil {
+			fail("open: %v", err)
+			return
+		}
+		defer f.Close()
+		buf := make([]byte, 256<<10)
+		off := int64(0)
+		for time.Now().Before(deadline) {
+			n, err := f.ReadAt(buf, off)
+			if err != nil && err != io.EOF {
+				fail("ReadAt(%d): %v", off, err)
+				return
+			}
+			if !bytes.Equal(buf[:n], sample[off:off+int64(n)]) {
+				fail("ReadAt(%d): wrong bytes", off)
+				return
+			}
+			ops.Add(1)
+			if off += int64(n); off >= int64(len(sample)) {
+				off = 0
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	// Files opened, read and closed again and again.
+	wg.Go(func() {
+		for time.Now().Before(deadline) {
+			f, err := os.OpenFile(filepath.Join(ws, "README.txt"), os.O_RDONLY|syscall.O_DIRECT, 0)
+			if err != nil {
+				fail("open README: %v", err)
+				continue
+			}
+			data, err := io.ReadAll(f)
+			f.Close()
+			if err != nil || !bytes.Equal(data, readme) {
+				fail("read README: %v", err)
+			}
+			ops.Add(1)
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	// Listings and attributes, which expire every second.
+	wg.Go(func() {
+		for time.Now().Before(deadline) {
+			if _, err := os.ReadDir(filepath.Join(ws, "results")); err != nil {
+				fail("ReadDir: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(ws, "results", "run1.csv")); err != nil {
+				fail("Stat: %v", err)
+			}
+			ops.Add(1)
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	wg.Wait()
+
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of %d operations failed across credential renewals; first: %q", n, ops.Load(), errs)
+	}
+	renewals := m.provider.Renewals()
+	t.Logf("%d operations, %d renewals, %d credential sets issued, %d proxy requests", ops.Load(), renewals, r.MAAP.Issued(), r.Proxy.Requests())
+	// About one renewal every 2.5 seconds; ask for half of that.
+	if renewals < 6 {
+		t.Errorf("%d renewals in 30s of 5-second credentials, want at least 6", renewals)
+	}
+	if n := r.Proxy.Rejected(); n != 0 {
+		t.Errorf("the mount sent %d requests with expired credentials", n)
+	}
+	// The proxy does reject the old keys: the first set is long expired.
+	old := rig.NewS3Client(r.Proxy.URL, first.AccessKeyID, first.SecretAccessKey, first.SessionToken)
+	_, err = old.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("maap-ops-workspace"), Prefix: aws.String("jdoe/")})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "ExpiredToken" {
+		t.Errorf("request with the first credentials: %v, want ExpiredToken", err)
+	}
+}
+
+// fetchMAAPCredentials asks the rig's MAAP emulator for credentials, as a
+// user would with curl.
+func fetchMAAPCredentials(t *testing.T, r *rig.Rig) rig.Credentials {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.MAAP.URL+rig.MAAPCredentialsPath, nil)
+	req.Header.Set("proxy-ticket", r.Ticket)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Credentials struct {
+			AccessKeyID     string `json:"aws_access_key_id"`
+			SecretAccessKey string `json:"aws_secret_access_key"`
+			SessionToken    string `json:"aws_session_token"`
+		} `json:"credentials"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("MAAP credentials: HTTP %d, %v", resp.StatusCode, err)
+	}
+	c := body.Credentials
+	return rig.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
+}
