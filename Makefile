@@ -32,7 +32,8 @@ demo: deps build bin/s3mount-rig
 	./bin/s3mount-rig --s3mount bin/s3mount $(MOUNT)
 
 test: deps check
-	S3MOUNT_REQUIRE_RIG=1 $(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) ./...
+	S3MOUNT_REQUIRE_RIG=1 $(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) ./...; \
+		status=$$?; ./scripts/cleanup-mounts.sh; exit $$status
 	$(MAKE) fuzz
 
 fuzz:

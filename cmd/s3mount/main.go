@@ -225,6 +225,13 @@ func mount(cfg *config) int {
 		return 1
 	}
 
+	// Catch signals before mounting: go-fuse opens a file on the new mount
+	// while mounting, and a process killed while holding a file on its own
+	// mount hangs for good in the kernel, flushing it to a server that is
+	// gone. A signal caught early unmounts cleanly once mounted.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+
 	logOut := io.Writer(os.Stderr)
 	if cfg.logFile != "" {
 		lf, err := os.OpenFile(cfg.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -320,8 +327,6 @@ func mount(cfg *config) int {
 		os.Stdin.Close()
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()
 	select {

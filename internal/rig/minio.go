@@ -180,8 +180,9 @@ func startMinIOOnce(ctx context.Context, bin string) (*MinIO, error) {
 	return m, nil
 }
 
-// waitLive polls MinIO's liveness endpoint until it answers 200, the process
-// exits, ctx ends or minioStartTimeout passes.
+// waitLive polls MinIO's liveness endpoint until it answers 200 and then
+// ListBuckets until it succeeds, until the process exits, ctx ends or
+// minioStartTimeout passes.
 func (m *MinIO) waitLive(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, minioStartTimeout)
 	defer cancel()
@@ -189,11 +190,19 @@ func (m *MinIO) waitLive(ctx context.Context) error {
 	url := m.Endpoint + "/minio/health/live"
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	live := false
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+		if !live {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if resp, err := client.Do(req); err == nil {
+				resp.Body.Close()
+				live = resp.StatusCode == http.StatusOK
+			}
+		}
+		// MinIO is live before it serves S3 requests (it answers 503
+		// XMinioServerNotInitialized for a while); wait for a real one.
+		if live {
+			if _, err := m.Client().ListBuckets(ctx, &s3.ListBucketsInput{}); err == nil {
 				return nil
 			}
 		}

@@ -8,8 +8,8 @@
 // match bucket.ErrNotFound, AccessDenied and 403 bucket.ErrPermission, 412
 // bucket.ErrStale, and ExpiredToken, InvalidAccessKeyId, InvalidToken, a 400
 // on HEAD (which has no body to say more) or a failure to get credentials
-// bucket.ErrCredentials. The SDK's own retryer
-// retries throttling, 5xx and dropped connections before an error comes back.
+// bucket.ErrCredentials. The SDK's retryer retries throttling, 5xx and
+// dropped connections, up to five attempts in all, before an error comes back.
 //
 // # Concurrency
 //
@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -104,6 +106,15 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		if u, err := url.Parse(*cfg.BaseEndpoint); err == nil {
 			pathStyle = pathStyle || needsPathStyle(u.Hostname())
 		}
+	}
+	// A filesystem call has no caller to retry it: retry transient failures
+	// a few more times than the SDK's default, without the client-side
+	// retry quota that would turn a burst of failures into more failures.
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 5
+			o.RateLimiter = ratelimit.None
+		})
 	}
 	api := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if opts.Endpoint != "" {
