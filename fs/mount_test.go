@@ -298,7 +298,7 @@ func TestReadOnlyPathsRefuseChanges(t *testing.T) {
 
 func TestReadOnlyFlag(t *testing.T) {
 	b := bucket.NewMemory("b")
-	b.Put("p/f", []byte("data"))
+	b.PutBytes("p/f", []byte("data"))
 	logger, _ := newTestLogger(t)
 	dir := mountFS(t, fs.Options{Roots: []fs.Root{{Bucket: "b", Prefix: "p"}}, ReadOnly: true, Logger: logger,
 		Bucket: func(string) bucket.Bucket { return b }})
@@ -321,7 +321,7 @@ func TestHostileKeys(t *testing.T) {
 		"p/ok.txt", "p//double", "p/./dot", "p/../up", "p/..", "p/.", "p/a\x00b", "p/" + long + "x", "p/" + long,
 		"p/conflict", "p/conflict/inside", "p/marker/", "p/.hidden", "p/", "p/sub//x", "p/\u00e9t\u00e9 \u2713.nc",
 	} {
-		b.Put(k, []byte("content of "+k))
+		b.PutBytes(k, []byte("content of "+k))
 	}
 	dir, logs := mountMemory(t, []fs.Root{{Bucket: "b", Prefix: "p"}}, b)
 	p := filepath.Join(dir, "b", "p")
@@ -367,10 +367,10 @@ func TestHostileKeys(t *testing.T) {
 func TestLookupWithoutListing(t *testing.T) {
 	b := bucket.NewMemory("b")
 	for i := range 2500 {
-		b.Put(fmt.Sprintf("p/many/f%04d", i), []byte{byte(i)})
+		b.PutBytes(fmt.Sprintf("p/many/f%04d", i), []byte{byte(i)})
 	}
-	b.Put("p/implicit/deep/file", []byte("deep"))
-	b.Put("p/file", []byte("file"))
+	b.PutBytes("p/implicit/deep/file", []byte("deep"))
+	b.PutBytes("p/file", []byte("file"))
 	dir, _ := mountMemory(t, []fs.Root{{Bucket: "b", Prefix: "p"}}, b)
 	p := filepath.Join(dir, "b", "p")
 	if data, err := os.ReadFile(filepath.Join(p, "implicit/deep/file")); err != nil || string(data) != "deep" {

@@ -36,6 +36,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/s3mount/s3mount/internal/bucket"
@@ -196,7 +197,134 @@ func (b *s3Bucket) Stat(ctx context.Context, key string) (bucket.ObjectInfo, err
 		Size:         aws.ToInt64(out.ContentLength),
 		ETag:         aws.ToString(out.ETag),
 		LastModified: aws.ToTime(out.LastModified),
+		Mtime:        bucket.ParseMtime(out.Metadata[bucket.MtimeKey]),
 	}, nil
+}
+
+// metadata returns the user metadata that records mtime, or nil.
+func metadata(mtime time.Time) map[string]string {
+	if mtime.IsZero() {
+		return nil
+	}
+	return map[string]string{bucket.MtimeKey: bucket.FormatMtime(mtime)}
+}
+
+func (b *s3Bucket) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, mtime time.Time) (bucket.ObjectInfo, error) {
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	out, err := b.api.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: &b.name, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: metadata(mtime),
+	})
+	if err != nil {
+		return bucket.ObjectInfo{}, b.wrap(err, "put", key)
+	}
+	return bucket.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(out.ETag), LastModified: time.Now().UTC(), Mtime: mtime}, nil
+}
+
+func (b *s3Bucket) CreateMultipart(ctx context.Context, key string, mtime time.Time) (string, error) {
+	out, err := b.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.name, Key: &key, Metadata: metadata(mtime)})
+	if err != nil {
+		return "", b.wrap(err, "start upload", key)
+	}
+	return aws.ToString(out.UploadId), nil
+}
+
+func (b *s3Bucket) UploadPart(ctx context.Context, key, uploadID string, number int32, body io.ReadSeeker, size int64) (string, error) {
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	out, err := b.api.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket: &b.name, Key: &key, UploadId: &uploadID, PartNumber: aws.Int32(number), Body: body, ContentLength: aws.Int64(size),
+	})
+	if err != nil {
+		return "", b.wrap(err, fmt.Sprintf("upload part %d of", number), key)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+func (b *s3Bucket) CompleteMultipart(ctx context.Context, key, uploadID string, parts []bucket.CompletedPart) (bucket.ObjectInfo, error) {
+	completed := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		completed[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+	}
+	out, err := b.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &b.name, Key: &key, UploadId: &uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+	})
+	if err != nil {
+		return bucket.ObjectInfo{}, b.wrap(err, "complete upload", key)
+	}
+	return bucket.ObjectInfo{Key: key, ETag: aws.ToString(out.ETag), LastModified: time.Now().UTC()}, nil
+}
+
+func (b *s3Bucket) AbortMultipart(ctx context.Context, key, uploadID string) error {
+	_, err := b.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: &uploadID})
+	if err != nil && apiCode(err) != "NoSuchUpload" {
+		return b.wrap(err, "abort upload", key)
+	}
+	return nil
+}
+
+func (b *s3Bucket) Delete(ctx context.Context, key string) error {
+	if _, err := b.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.name, Key: &key}); err != nil {
+		return b.wrap(err, "delete", key)
+	}
+	return nil
+}
+
+func (b *s3Bucket) Copy(ctx context.Context, src, dst string, size int64, mtime time.Time) (bucket.ObjectInfo, error) {
+	if size > bucket.MaxPartCopySize {
+		return b.copyInParts(ctx, src, dst, size, mtime)
+	}
+	in := &s3.CopyObjectInput{Bucket: &b.name, Key: &dst, CopySource: aws.String(copySource(b.name, src))}
+	if !mtime.IsZero() {
+		in.Metadata = metadata(mtime)
+		in.MetadataDirective = types.MetadataDirectiveReplace
+	}
+	if _, err := b.api.CopyObject(ctx, in); err != nil {
+		return bucket.ObjectInfo{}, b.wrap(err, "copy to "+dst+" from", src)
+	}
+	return b.Stat(ctx, dst)
+}
+
+// copyPartSize is the part size of copies above MaxPartCopySize.
+const copyPartSize = 512 << 20
+
+// copyInParts copies an object too large for CopyObject with UploadPartCopy.
+func (b *s3Bucket) copyInParts(ctx context.Context, src, dst string, size int64, mtime time.Time) (bucket.ObjectInfo, error) {
+	if mtime.IsZero() {
+		if info, err := b.Stat(ctx, src); err == nil {
+			mtime = info.Mtime
+		}
+	}
+	id, err := b.CreateMultipart(ctx, dst, mtime)
+	if err != nil {
+		return bucket.ObjectInfo{}, err
+	}
+	var parts []bucket.CompletedPart
+	for off, n := int64(0), int32(1); off < size; off, n = off+copyPartSize, n+1 {
+		end := min(off+copyPartSize, size) - 1
+		out, err := b.api.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+			Bucket: &b.name, Key: &dst, UploadId: &id, PartNumber: aws.Int32(n),
+			CopySource: aws.String(copySource(b.name, src)), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+		})
+		if err != nil {
+			b.AbortMultipart(context.WithoutCancel(ctx), dst, id)
+			return bucket.ObjectInfo{}, b.wrap(err, "copy part to "+dst+" from", src)
+		}
+		parts = append(parts, bucket.CompletedPart{Number: n, ETag: aws.ToString(out.CopyPartResult.ETag)})
+	}
+	info, err := b.CompleteMultipart(ctx, dst, id, parts)
+	if err != nil {
+		b.AbortMultipart(context.WithoutCancel(ctx), dst, id)
+	}
+	return info, err
+}
+
+// copySource is the x-amz-copy-source value for key: URL-encoded, with
+// slashes kept.
+func copySource(bucketName, key string) string {
+	return bucketName + "/" + strings.ReplaceAll(url.PathEscape(key), "%2F", "/")
 }
 
 func (b *s3Bucket) Read(ctx context.Context, key string, offset, length int64, etag string) (io.ReadCloser, error) {

@@ -57,6 +57,7 @@ func TestSuiteOnMinIO(t *testing.T) {
 	}
 	ws := r.Paths[0]
 	b := newClient(t, r, c).Bucket(ws.Bucket)
+	t.Run("Writes", func(t *testing.T) { buckettest.RunWrites(t, b, ws.Prefix+"/writes/") })
 	buckettest.Run(t, b, ws.Prefix+"/suite/", func(t *testing.T, key string, data []byte) {
 		_, err := r.MinIO.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(ws.Bucket), Key: aws.String(key), Body: bytes.NewReader(data)})
 		if err != nil {

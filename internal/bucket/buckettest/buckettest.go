@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/s3mount/s3mount/internal/bucket"
 )
@@ -115,6 +116,114 @@ func Run(t *testing.T, b bucket.Bucket, prefix string, put Put) {
 			t.Errorf("Read(missing) error = %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// RunWrites runs the write half of the suite under prefix.
+func RunWrites(t *testing.T, b bucket.Bucket, prefix string) {
+	ctx := context.Background()
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	t.Run("PutStat", func(t *testing.T) {
+		data := []byte("hello, world")
+		info, err := b.Put(ctx, prefix+"put.txt", bytes.NewReader(data), int64(len(data)), mtime)
+		if err != nil || info.ETag == "" {
+			t.Fatalf("Put = %+v, %v", info, err)
+		}
+		got, err := b.Stat(ctx, prefix+"put.txt")
+		if err != nil || got.Size != int64(len(data)) || got.ETag != info.ETag || !got.Mtime.Equal(mtime) {
+			t.Errorf("Stat after Put = %+v, %v; want size %d, ETag %s, mtime %v", got, err, len(data), info.ETag, mtime)
+		}
+		if got.ModTime() != mtime {
+			t.Errorf("ModTime = %v, want %v", got.ModTime(), mtime)
+		}
+		if _, err := b.Put(ctx, prefix+"empty", bytes.NewReader(nil), 0, time.Time{}); err != nil {
+			t.Errorf("Put of an empty object: %v", err)
+		}
+	})
+	t.Run("Multipart", func(t *testing.T) {
+		const part = 5 << 20 // S3's smallest part but the last
+		data := make([]byte, 2*part+1234)
+		for i := range data {
+			data[i] = byte(i / 1000)
+		}
+		id, err := b.CreateMultipart(ctx, prefix+"multi.bin", mtime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var parts []bucket.CompletedPart
+		for n, off := int32(1), 0; off < len(data); n, off = n+1, off+part {
+			end := min(off+part, len(data))
+			etag, err := b.UploadPart(ctx, prefix+"multi.bin", id, n, bytes.NewReader(data[off:end]), int64(end-off))
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts = append(parts, bucket.CompletedPart{Number: n, ETag: etag})
+		}
+		info, err := b.CompleteMultipart(ctx, prefix+"multi.bin", id, parts)
+		if err != nil || info.ETag == "" {
+			t.Fatalf("CompleteMultipart = %+v, %v", info, err)
+		}
+		if got := readAll(t, b, prefix+"multi.bin"); !bytes.Equal(got, data) {
+			t.Errorf("multipart object has %d bytes, want the %d uploaded", len(got), len(data))
+		}
+		if st, err := b.Stat(ctx, prefix+"multi.bin"); err != nil || !st.Mtime.Equal(mtime) {
+			t.Errorf("Stat(multi.bin) = %+v, %v; want mtime %v", st, err, mtime)
+		}
+	})
+	t.Run("Abort", func(t *testing.T) {
+		id, err := b.CreateMultipart(ctx, prefix+"aborted", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.UploadPart(ctx, prefix+"aborted", id, 1, bytes.NewReader([]byte("x")), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.AbortMultipart(ctx, prefix+"aborted", id); err != nil {
+			t.Errorf("AbortMultipart: %v", err)
+		}
+		if _, err := b.Stat(ctx, prefix+"aborted"); !errors.Is(err, bucket.ErrNotFound) {
+			t.Errorf("Stat after abort: %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("CopyDelete", func(t *testing.T) {
+		src, dst := prefix+"odd name+%.txt", prefix+"copy/dst ü.txt"
+		data := []byte("copy me")
+		if _, err := b.Put(ctx, src, bytes.NewReader(data), int64(len(data)), mtime); err != nil {
+			t.Fatal(err)
+		}
+		info, err := b.Copy(ctx, src, dst, int64(len(data)), time.Time{})
+		if err != nil || info.Size != int64(len(data)) || !info.Mtime.Equal(mtime) {
+			t.Errorf("Copy keeping metadata = %+v, %v; want mtime %v", info, err, mtime)
+		}
+		newer := mtime.Add(time.Hour)
+		if info, err := b.Copy(ctx, dst, dst, int64(len(data)), newer); err != nil || !info.Mtime.Equal(newer) {
+			t.Errorf("Copy onto itself with a new mtime = %+v, %v; want %v", info, err, newer)
+		}
+		if got := readAll(t, b, dst); !bytes.Equal(got, data) {
+			t.Errorf("copied object = %q, want %q", got, data)
+		}
+		for _, k := range []string{src, dst, prefix + "never-existed"} {
+			if err := b.Delete(ctx, k); err != nil {
+				t.Errorf("Delete(%q): %v", k, err)
+			}
+		}
+		if _, err := b.Stat(ctx, src); !errors.Is(err, bucket.ErrNotFound) {
+			t.Errorf("Stat after Delete: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func readAll(t *testing.T, b bucket.Bucket, key string) []byte {
+	t.Helper()
+	r, err := b.Read(context.Background(), key, 0, -1, "")
+	if err != nil {
+		t.Fatalf("Read(%q): %v", key, err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func listAll(t *testing.T, b bucket.Bucket, prefix, delim string, maxKeys int) (objs, prefixes []string) {
