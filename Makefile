@@ -27,6 +27,7 @@ bin/s3mount-rig: $(shell find cmd/s3mount-rig internal/rig -name '*.go' 2>/dev/n
 deps:
 	./scripts/install-minio.sh
 	./scripts/ensure-fuse.sh
+	./scripts/ensure-tools.sh
 
 demo: deps build bin/s3mount-rig
 	./bin/s3mount-rig --s3mount bin/s3mount $(MOUNT)

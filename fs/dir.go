@@ -18,7 +18,7 @@ import (
 // cannot be changed.
 type synthDir struct {
 	fusefs.Inode
-	refuseChanges
+	readOnlyDir
 	fsys *FS
 	// loc is "" for the root, "bucket", or "bucket/seg/...".
 	loc string
@@ -56,7 +56,6 @@ func (d *synthDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	switch kind {
 	case kindSynthetic:
 		child := &synthDir{fsys: d.fsys, loc: loc}
-		child.refuseChanges = refuseChanges{fsys: d.fsys, synthetic: true}
 		d.fsys.dirAttr(&out.Attr, child.ino(), false)
 		return d.NewInode(ctx, child, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: child.ino()}), 0
 	case kindRoot:
@@ -127,15 +126,11 @@ type dirListing struct {
 }
 
 // dirNode is a directory inside an authorized path: the path itself, a
-// common prefix, or a marker object.
+// common prefix, or a marker object. Its bucket and prefix come from its
+// place in the tree, so a rename moves it without any bookkeeping.
 type dirNode struct {
 	fusefs.Inode
-	refuseChanges
-	fsys   *FS
-	bucket string
-	// prefix is the key prefix of the directory's contents: "" for a whole
-	// bucket, otherwise ending in "/".
-	prefix string
+	fsys *FS
 
 	mu sync.Mutex // guards listing
 	// listing is the latest listing, or nil.
@@ -149,19 +144,42 @@ var (
 	_ fusefs.NodeStatfser  = (*dirNode)(nil)
 )
 
+// location returns the bucket and the key prefix of the directory's
+// contents ("" for a whole bucket, otherwise ending in "/"), and false if
+// the directory is no longer in the tree.
+func (d *dirNode) location() (string, string, bool) {
+	b, key, ok := d.fsys.location(&d.Inode)
+	if !ok || b == "" {
+		return "", "", false
+	}
+	if key != "" {
+		key += "/"
+	}
+	return b, key, true
+}
+
 // newDirInode returns the inode for the directory at prefix, a child of
 // parent, and fills out.
 func newDirInode(ctx context.Context, parent *fusefs.Inode, fsys *FS, bucketName, prefix string, out *fuse.EntryOut) *fusefs.Inode {
-	node := &dirNode{fsys: fsys, bucket: bucketName, prefix: prefix}
-	node.refuseChanges = refuseChanges{fsys: fsys, bucket: bucketName, key: prefix}
+	node := &dirNode{fsys: fsys}
 	ino := dirIno(bucketName, prefix)
 	fsys.dirAttr(&out.Attr, ino, fsys.writable(bucketName, prefix))
+	if mt, ok := fsys.dirTimes.Get(bucketName + "/" + prefix); ok {
+		out.SetTimes(nil, &mt, nil)
+	}
 	return parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
 }
 
 // Getattr implements fusefs.NodeGetattrer.
 func (d *dirNode) Getattr(_ context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	d.fsys.dirAttr(&out.Attr, dirIno(d.bucket, d.prefix), d.fsys.writable(d.bucket, d.prefix))
+	b, prefix, ok := d.location()
+	if !ok {
+		return syscall.ENOENT
+	}
+	d.fsys.dirAttr(&out.Attr, d.StableAttr().Ino, d.fsys.writable(b, prefix))
+	if mt, ok := d.fsys.dirTimes.Get(b + "/" + prefix); ok {
+		out.SetTimes(nil, &mt, nil)
+	}
 	return 0
 }
 
@@ -189,6 +207,10 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !validName(name) {
 		return nil, syscall.ENOENT
 	}
+	b, prefix, ok := d.location()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
 	var e dirEntry
 	if l := d.freshListing(); l != nil {
 		var ok bool
@@ -198,7 +220,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	} else {
 		var found bool
 		var err error
-		e, found, err = d.fsys.lookupKey(ctx, d.fsys.opts.Bucket(d.bucket), d.prefix, name)
+		e, found, err = d.fsys.lookupKey(ctx, d.fsys.opts.Bucket(b), prefix, name)
 		if err != nil {
 			return nil, d.fsys.errno("lookup", err)
 		}
@@ -206,44 +228,48 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 			return nil, syscall.ENOENT
 		}
 	}
-	return d.newChild(ctx, name, e, out), 0
+	return d.newChild(ctx, b, prefix, name, e, out), 0
 }
 
 // newChild returns the inode for a listed or looked-up entry, and fills out.
-func (d *dirNode) newChild(ctx context.Context, name string, e dirEntry, out *fuse.EntryOut) *fusefs.Inode {
+func (d *dirNode) newChild(ctx context.Context, b, prefix, name string, e dirEntry, out *fuse.EntryOut) *fusefs.Inode {
 	if e.dir {
-		return newDirInode(ctx, &d.Inode, d.fsys, d.bucket, d.prefix+name+"/", out)
+		return newDirInode(ctx, &d.Inode, d.fsys, b, prefix+name+"/", out)
 	}
-	key := d.prefix + name
-	ino := fileIno(d.bucket, key)
-	node := &fileNode{fsys: d.fsys, bucket: d.bucket, key: key, info: e.info, infoAt: time.Now()}
+	key := prefix + name
+	ino := fileIno(b, key)
+	node := &fileNode{fsys: d.fsys, info: e.info, infoAt: time.Now()}
 	ch := d.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ino})
+	info := e.info
 	if existing, ok := ch.Operations().(*fileNode); ok && existing != node {
-		existing.setInfo(e.info)
+		info = existing.mergeInfo(e.info)
 	}
-	d.fsys.fileAttr(&out.Attr, ino, e.info, d.fsys.writable(d.bucket, key))
+	d.fsys.fileAttr(&out.Attr, ino, info, d.fsys.writable(b, key))
 	return ch
 }
 
 // Readdir implements fusefs.NodeReaddirer.
 func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	b, prefix, ok := d.location()
+	if !ok {
+		return nil, syscall.ENOENT
+	}
 	l := d.freshListing()
 	if l == nil {
 		var err error
-		if l, err = d.fsys.listDir(ctx, d.fsys.opts.Bucket(d.bucket), d.prefix); err != nil {
+		if l, err = d.fsys.listDir(ctx, d.fsys.opts.Bucket(b), prefix); err != nil {
 			return nil, d.fsys.errno("readdir", err)
 		}
 		d.mu.Lock()
 		d.listing = l
 		d.mu.Unlock()
 	}
-	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dotEntries(&d.Inode, dirIno(d.bucket, d.prefix))...)
+	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dotEntries(&d.Inode, d.StableAttr().Ino)...)
 	for _, name := range l.names {
-		e := l.entries[name]
-		if e.dir {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: dirIno(d.bucket, d.prefix+name+"/")})
+		if e := l.entries[name]; e.dir {
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: dirIno(b, prefix+name+"/")})
 		} else {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: fileIno(d.bucket, d.prefix+name)})
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: fileIno(b, prefix+name)})
 		}
 	}
 	return fusefs.NewListDirStream(entries), 0
@@ -262,7 +288,7 @@ func (f *FS) listDir(ctx context.Context, b bucket.Bucket, prefix string) (*dirL
 			f.addEntry(l, b.Name(), prefix, cp, dirEntry{dir: true})
 		}
 		for _, o := range page.Objects {
-			f.addEntry(l, b.Name(), prefix, o.Key, dirEntry{info: o})
+			f.addEntry(l, b.Name(), prefix, o.Key, dirEntry{info: f.withMtime(b.Name(), o)})
 		}
 		if page.NextContinuationToken == "" {
 			break
@@ -307,7 +333,10 @@ func (f *FS) lookupKey(ctx context.Context, b bucket.Bucket, prefix, name string
 		info bucket.ObjectInfo
 		herr error
 	)
-	wg.Go(func() { info, herr = b.Stat(ctx, key) })
+	wg.Go(func() {
+		info, herr = b.Stat(ctx, key)
+		f.noteMtime(b.Name(), info)
+	})
 	page, lerr := b.List(ctx, &bucket.ListRequest{Prefix: key + "/", MaxKeys: 1})
 	wg.Wait()
 	if lerr != nil {
@@ -328,76 +357,63 @@ func (f *FS) lookupKey(ctx context.Context, b bucket.Bucket, prefix, name string
 	return dirEntry{info: info}, true, nil
 }
 
-// refuseChanges answers every change to a directory's namespace and
-// attributes: EROFS on read-only paths, ENOTSUP otherwise.
-type refuseChanges struct {
-	fsys      *FS
-	bucket    string
-	key       string // the directory's prefix
-	synthetic bool
-}
-
-func (r *refuseChanges) refuse() syscall.Errno {
-	if r.synthetic || r.fsys == nil {
-		return syscall.EROFS
-	}
-	return r.fsys.refuseChange(r.bucket, r.key)
-}
+// readOnlyDir answers every change to a synthetic directory with EROFS.
+type readOnlyDir struct{}
 
 var (
-	_ fusefs.NodeMkdirer    = (*refuseChanges)(nil)
-	_ fusefs.NodeCreater    = (*refuseChanges)(nil)
-	_ fusefs.NodeUnlinker   = (*refuseChanges)(nil)
-	_ fusefs.NodeRmdirer    = (*refuseChanges)(nil)
-	_ fusefs.NodeRenamer    = (*refuseChanges)(nil)
-	_ fusefs.NodeSymlinker  = (*refuseChanges)(nil)
-	_ fusefs.NodeLinker     = (*refuseChanges)(nil)
-	_ fusefs.NodeMknoder    = (*refuseChanges)(nil)
-	_ fusefs.NodeSetattrer  = (*refuseChanges)(nil)
-	_ fusefs.NodeSetxattrer = (*refuseChanges)(nil)
-	_ fusefs.NodeAccesser   = (*refuseChanges)(nil)
+	_ fusefs.NodeMkdirer    = (*readOnlyDir)(nil)
+	_ fusefs.NodeCreater    = (*readOnlyDir)(nil)
+	_ fusefs.NodeUnlinker   = (*readOnlyDir)(nil)
+	_ fusefs.NodeRmdirer    = (*readOnlyDir)(nil)
+	_ fusefs.NodeRenamer    = (*readOnlyDir)(nil)
+	_ fusefs.NodeSymlinker  = (*readOnlyDir)(nil)
+	_ fusefs.NodeLinker     = (*readOnlyDir)(nil)
+	_ fusefs.NodeMknoder    = (*readOnlyDir)(nil)
+	_ fusefs.NodeSetattrer  = (*readOnlyDir)(nil)
+	_ fusefs.NodeSetxattrer = (*readOnlyDir)(nil)
+	_ fusefs.NodeAccesser   = (*readOnlyDir)(nil)
 )
 
-func (r *refuseChanges) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, r.refuse()
+func (readOnlyDir) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
 }
 
-func (r *refuseChanges) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, r.refuse()
+func (readOnlyDir) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
 }
 
-func (r *refuseChanges) Unlink(context.Context, string) syscall.Errno { return r.refuse() }
+func (readOnlyDir) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
 
-func (r *refuseChanges) Rmdir(context.Context, string) syscall.Errno { return r.refuse() }
+func (readOnlyDir) Rmdir(context.Context, string) syscall.Errno { return syscall.EROFS }
 
-func (r *refuseChanges) Rename(context.Context, string, fusefs.InodeEmbedder, string, uint32) syscall.Errno {
-	return r.refuse()
+func (readOnlyDir) Rename(context.Context, string, fusefs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EROFS
 }
 
-func (r *refuseChanges) Symlink(context.Context, string, string, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, r.refuse()
+func (readOnlyDir) Symlink(context.Context, string, string, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
 }
 
-func (r *refuseChanges) Link(context.Context, fusefs.InodeEmbedder, string, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, r.refuse()
+func (readOnlyDir) Link(context.Context, fusefs.InodeEmbedder, string, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
 }
 
-func (r *refuseChanges) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	return nil, r.refuse()
+func (readOnlyDir) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
 }
 
-func (r *refuseChanges) Setattr(context.Context, fusefs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
-	return r.refuse()
+func (readOnlyDir) Setattr(context.Context, fusefs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
 }
 
-func (r *refuseChanges) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
-	return r.refuse()
+func (readOnlyDir) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
+	return syscall.EROFS
 }
 
-// Access implements fusefs.NodeAccesser: asking for write access to a
-// read-only path fails with EROFS, as access(2) does on a read-only mount.
-func (r *refuseChanges) Access(_ context.Context, mask uint32) syscall.Errno {
-	if mask&2 != 0 && r.refuse() == syscall.EROFS { // W_OK
+// Access implements fusefs.NodeAccesser: asking for write access fails
+// with EROFS, as access(2) does on a read-only mount.
+func (readOnlyDir) Access(_ context.Context, mask uint32) syscall.Errno {
+	if mask&2 != 0 { // W_OK
 		return syscall.EROFS
 	}
 	return 0

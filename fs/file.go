@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -14,21 +15,22 @@ import (
 	"github.com/s3mount/s3mount/internal/bucket"
 )
 
-// fileNode is one object.
+// fileNode is one object. Its bucket and key come from its place in the
+// tree.
 type fileNode struct {
 	fusefs.Inode
-	fsys   *FS
-	bucket string
-	key    string
+	fsys *FS
 
-	mu sync.Mutex // guards info, infoAt and cachedETag
+	mu sync.Mutex // guards info, infoAt, cachedETag and writers
 	// info is the object's latest known metadata.
 	info bucket.ObjectInfo
 	// infoAt is when info was read from S3.
 	infoAt time.Time
 	// cachedETag is the ETag of the content the kernel may hold in its page
-	// cache, from the last open.
+	// cache, from the last open or commit.
 	cachedETag string
+	// writers are the open write handles, newest last.
+	writers []*writeHandle
 }
 
 var (
@@ -40,11 +42,30 @@ var (
 	_ fusefs.NodeSetxattrer = (*fileNode)(nil)
 )
 
+// location returns the object's bucket and key, and false if the file was
+// unlinked.
+func (n *fileNode) location() (string, string, bool) {
+	b, key, ok := n.fsys.location(&n.Inode)
+	return b, key, ok && b != "" && key != ""
+}
+
 // setInfo records fresh metadata.
 func (n *fileNode) setInfo(info bucket.ObjectInfo) {
 	n.mu.Lock()
 	n.info, n.infoAt = info, time.Now()
 	n.mu.Unlock()
+}
+
+// mergeInfo records metadata from a listing, which carries no mtime: the
+// mtime known for the same ETag is kept. It returns the merged metadata.
+func (n *fileNode) mergeInfo(listed bucket.ObjectInfo) bucket.ObjectInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if listed.Mtime.IsZero() && listed.ETag == n.info.ETag {
+		listed.Mtime = n.info.Mtime
+	}
+	n.info, n.infoAt = listed, time.Now()
+	return listed
 }
 
 // currentInfo returns the metadata, refreshed from S3 if older than the
@@ -56,21 +77,51 @@ func (n *fileNode) currentInfo(ctx context.Context) (bucket.ObjectInfo, error) {
 	if fresh {
 		return info, nil
 	}
-	info, err := n.fsys.opts.Bucket(n.bucket).Stat(ctx, n.key)
+	b, key, ok := n.location()
+	if !ok {
+		return info, nil // unlinked: nothing to refresh from
+	}
+	info, err := n.fsys.opts.Bucket(b).Stat(ctx, key)
 	if err != nil {
 		return bucket.ObjectInfo{}, err
 	}
+	n.fsys.noteMtime(b, info)
 	n.setInfo(info)
 	return info, nil
 }
 
+// pendingWriter returns the newest open write handle with changes not yet
+// in S3, or nil. A handle that was flushed but not yet released (the kernel
+// releases asynchronously after close) holds nothing pending.
+func (n *fileNode) pendingWriter() *writeHandle {
+	n.mu.Lock()
+	writers := slices.Clone(n.writers)
+	n.mu.Unlock()
+	for _, w := range slices.Backward(writers) {
+		if w.pending() {
+			return w
+		}
+	}
+	return nil
+}
+
+// attrInfo returns what getattr reports: a pending writer's size and mtime
+// win over the object's.
+func (n *fileNode) attrInfo(ctx context.Context) (bucket.ObjectInfo, error) {
+	if w := n.pendingWriter(); w != nil {
+		return w.attrInfo(), nil
+	}
+	return n.currentInfo(ctx)
+}
+
 // Getattr implements fusefs.NodeGetattrer.
 func (n *fileNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	info, err := n.currentInfo(ctx)
+	info, err := n.attrInfo(ctx)
 	if err != nil {
 		return n.fsys.errno("getattr", err)
 	}
-	n.fsys.fileAttr(&out.Attr, fileIno(n.bucket, n.key), info, n.fsys.writable(n.bucket, n.key))
+	b, key, _ := n.location()
+	n.fsys.fileAttr(&out.Attr, n.StableAttr().Ino, info, n.fsys.writable(b, key))
 	return 0
 }
 
@@ -80,28 +131,44 @@ func (n *fileNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno 
 	return 0
 }
 
-// Setattr implements fusefs.NodeSetattrer.
-func (n *fileNode) Setattr(context.Context, fusefs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
-	return n.fsys.refuseChange(n.bucket, n.key)
-}
-
 // Setxattr implements fusefs.NodeSetxattrer.
 func (n *fileNode) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
-	return n.fsys.refuseChange(n.bucket, n.key)
+	b, key, _ := n.location()
+	if !n.fsys.writable(b, key) {
+		return syscall.EROFS
+	}
+	return syscall.ENOTSUP
 }
 
 // Access implements fusefs.NodeAccesser.
 func (n *fileNode) Access(_ context.Context, mask uint32) syscall.Errno {
-	if mask&2 != 0 && !n.fsys.writable(n.bucket, n.key) { // W_OK
+	b, key, _ := n.location()
+	if mask&2 != 0 && !n.fsys.writable(b, key) { // W_OK
 		return syscall.EROFS
 	}
 	return 0
 }
 
-// Open implements fusefs.NodeOpener. Reads pin the object's current ETag.
+// Open implements fusefs.NodeOpener. Reads pin the object's current ETag;
+// writes go to a staging file and reach S3 on flush, fsync or release.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	b, key, ok := n.location()
+	if !ok {
+		return nil, 0, syscall.ENOENT
+	}
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
-		return nil, 0, n.fsys.refuseChange(n.bucket, n.key)
+		if !n.fsys.writable(b, key) {
+			return nil, 0, syscall.EROFS
+		}
+		info, err := n.currentInfo(ctx)
+		if err != nil {
+			return nil, 0, n.fsys.errno("open", err)
+		}
+		h, err := n.fsys.newWriteHandle(n, info, flags&syscall.O_TRUNC != 0)
+		if err != nil {
+			return nil, 0, n.fsys.errno("open", err)
+		}
+		return h, 0, 0
 	}
 	info, err := n.currentInfo(ctx)
 	if err != nil {
@@ -115,7 +182,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	return newReadHandle(n, info), fuseFlags, 0
+	return newReadHandle(n, b, key, info), fuseFlags, 0
 }
 
 // Read tuning. A stream's ranged GET starts at startWindow bytes and doubles
@@ -134,6 +201,7 @@ const (
 type readHandle struct {
 	node *fileNode
 	b    bucket.Bucket
+	key  string
 	info bucket.ObjectInfo // the version being read
 
 	// ctx lives as long as the handle; streams are opened under it, not
@@ -160,9 +228,9 @@ var (
 	_ fusefs.FileReleaser = (*readHandle)(nil)
 )
 
-func newReadHandle(n *fileNode, info bucket.ObjectInfo) *readHandle {
+func newReadHandle(n *fileNode, bucketName, key string, info bucket.ObjectInfo) *readHandle {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &readHandle{node: n, b: n.fsys.opts.Bucket(n.bucket), info: info, ctx: ctx, cancel: cancel}
+	return &readHandle{node: n, b: n.fsys.opts.Bucket(bucketName), key: key, info: info, ctx: ctx, cancel: cancel}
 }
 
 // Read implements fusefs.FileReader. It always fills dest unless the object
@@ -196,10 +264,10 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 			h.closeStream()
 			failures++
 			if failures >= readAttempts {
-				h.node.fsys.log.Error("read failed", "object", "s3://"+h.b.Name()+"/"+h.node.key, "offset", cur, "error", err.Error())
+				h.node.fsys.log.Error("read failed", "object", "s3://"+h.b.Name()+"/"+h.key, "offset", cur, "error", err.Error())
 				return nil, syscall.EIO
 			}
-			h.node.fsys.log.Debug("read stream broke; resuming", "object", "s3://"+h.b.Name()+"/"+h.node.key, "offset", h.pos, "error", err.Error())
+			h.node.fsys.log.Debug("read stream broke; resuming", "object", "s3://"+h.b.Name()+"/"+h.key, "offset", h.pos, "error", err.Error())
 		}
 	}
 	return fuse.ReadResultData(dest[:n]), 0
@@ -240,7 +308,7 @@ func (h *readHandle) seek(ctx context.Context, cur, need int64) error {
 	length := min(max(need, h.window), h.info.Size-cur)
 	getCtx, cancel := context.WithCancel(h.ctx)
 	stop := context.AfterFunc(ctx, cancel)
-	body, err := h.b.Read(getCtx, h.node.key, cur, length, h.info.ETag)
+	body, err := h.b.Read(getCtx, h.key, cur, length, h.info.ETag)
 	stop()
 	if err != nil {
 		cancel()

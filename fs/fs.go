@@ -53,7 +53,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -82,6 +85,15 @@ type Options struct {
 	MetadataTTL time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// StagingDir holds the local copies of files open for writing. Default:
+	// $XDG_CACHE_HOME/s3mount/staging (~/.cache/s3mount/staging).
+	StagingDir string
+	// RenameLimit is the most objects a directory rename copies; larger
+	// directories fail with EXDEV and mv copies them itself. Default 1000.
+	RenameLimit int
+	// WriteMemory bounds the memory that streamed uploads hold across the
+	// mount; writers wait when it is full. Default 256 MiB.
+	WriteMemory int64
 }
 
 // FS is a mounted, or mountable, set of authorized paths.
@@ -97,6 +109,44 @@ type FS struct {
 	// logged holds keys already logged as not shown, so each is logged
 	// once. It is safe for concurrent use.
 	logged *lru.Cache[string, struct{}]
+
+	// stagingRoot is Options.StagingDir; stagingDir is this mount's own
+	// directory in it, removed when the mount ends.
+	stagingRoot, stagingDir string
+
+	// budget bounds the memory of streamed uploads.
+	budget *memoryBudget
+
+	// dirTimes remembers the modification times set on directories, which
+	// S3 has no place for, for the life of the mount. It is safe for
+	// concurrent use.
+	dirTimes *lru.Cache[string, time.Time]
+
+	// mtimes remembers the stored mtime of object versions seen by Stat or
+	// written here, by bucket, key and ETag, because listings do not carry
+	// it. It is safe for concurrent use.
+	mtimes *lru.Cache[string, time.Time]
+}
+
+func mtimeKey(bucketName string, info bucket.ObjectInfo) string {
+	return bucketName + "\x00" + info.Key + "\x00" + info.ETag
+}
+
+// noteMtime remembers the stored mtime of an object version.
+func (f *FS) noteMtime(bucketName string, info bucket.ObjectInfo) {
+	if !info.Mtime.IsZero() && info.ETag != "" {
+		f.mtimes.Add(mtimeKey(bucketName, info), info.Mtime)
+	}
+}
+
+// withMtime fills in the stored mtime of a listed object version, if known.
+func (f *FS) withMtime(bucketName string, info bucket.ObjectInfo) bucket.ObjectInfo {
+	if info.Mtime.IsZero() {
+		if mt, ok := f.mtimes.Get(mtimeKey(bucketName, info)); ok {
+			info.Mtime = mt
+		}
+	}
+	return info
 }
 
 // New returns a filesystem showing opts.Roots.
@@ -116,13 +166,38 @@ func New(opts Options) (*FS, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.RenameLimit <= 0 {
+		opts.RenameLimit = 1000
+	}
+	if opts.WriteMemory <= 0 {
+		opts.WriteMemory = 256 << 20
+	}
+	if opts.StagingDir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no staging directory: %w", err)
+		}
+		opts.StagingDir = filepath.Join(cache, "s3mount", "staging")
+	}
 	logged, err := lru.New[string, struct{}](4096)
 	if err != nil {
 		return nil, err
 	}
-	f := &FS{opts: opts, log: opts.Logger, mountTime: time.Now(), logged: logged}
+	dirTimes, err := lru.New[string, time.Time](65536)
+	if err != nil {
+		return nil, err
+	}
+	mtimes, err := lru.New[string, time.Time](262144)
+	if err != nil {
+		return nil, err
+	}
+	f := &FS{opts: opts, log: opts.Logger, mountTime: time.Now(), logged: logged, stagingRoot: opts.StagingDir,
+		budget: newMemoryBudget(opts.WriteMemory), dirTimes: dirTimes, mtimes: mtimes}
+	if f.stagingDir, err = prepareStaging(opts.StagingDir, opts.Logger); err != nil {
+		return nil, err
+	}
 	f.tree.Store(newTree(opts.Roots))
-	f.root = &synthDir{fsys: f, refuseChanges: refuseChanges{fsys: f, synthetic: true}}
+	f.root = &synthDir{fsys: f}
 	return f, nil
 }
 
@@ -164,8 +239,11 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			// Reads reply from memory: splicing gains nothing, and 1 MiB
 			// replies overflow the default pipe.
 			DisableSplice: true,
-			Debug:         mo.Debug,
-			Logger:        slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
+			// O_TRUNC arrives with the open, not as a separate truncate
+			// that would empty the object before the new content is ready.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			Debug:             mo.Debug,
+			Logger:            slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
 		},
 	}
 	srv, err := fusefs.Mount(dir, f.root, opts)
@@ -210,13 +288,70 @@ func (f *FS) writable(bucketName, key string) bool {
 	return ok && !r.ReadOnly
 }
 
-// refuseChange answers an attempt to change key: EROFS on read-only paths,
-// and ENOTSUP where changes are allowed but not supported yet.
-func (f *FS) refuseChange(bucketName, key string) syscall.Errno {
-	if !f.writable(bucketName, key) {
-		return syscall.EROFS
+// Close removes the mount's staging directory. Call it after unmounting.
+func (f *FS) Close() error {
+	return os.RemoveAll(f.stagingDir)
+}
+
+// prepareStaging creates this mount's staging directory (mode 0700) under
+// root, and removes those of mounts that are no longer running, left by a
+// crash. Directories are named after the owning process.
+func prepareStaging(root string, log *slog.Logger) (string, error) {
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return "", fmt.Errorf("creating the staging directory: %w", err)
 	}
-	return syscall.ENOTSUP
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return "", fmt.Errorf("reading the staging directory: %w", err)
+	}
+	for _, e := range entries {
+		rest, isMount := strings.CutPrefix(e.Name(), "mount-")
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !e.IsDir() || !isMount || err != nil {
+			continue
+		}
+		if pid != os.Getpid() && syscall.Kill(pid, 0) == syscall.ESRCH {
+			log.Info("removing the staging files of a mount that is no longer running", "dir", filepath.Join(root, e.Name()))
+			os.RemoveAll(filepath.Join(root, e.Name()))
+		}
+	}
+	dir, err := os.MkdirTemp(root, "mount-"+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
+		return "", fmt.Errorf("creating the staging directory: %w", err)
+	}
+	return dir, nil
+}
+
+// localErrno maps a failure of the local staging file: a full disk is
+// ENOSPC, anything else EIO.
+func (f *FS) localErrno(op string, err error) syscall.Errno {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		f.log.Error("the staging disk is full; the file was not changed in S3", "op", op, "dir", f.stagingDir)
+		return syscall.ENOSPC
+	}
+	f.log.Error("staging file failed", "op", op, "error", err.Error())
+	return syscall.EIO
+}
+
+// location returns the bucket and key of the node n from its place in the
+// tree, and false if it is no longer in the tree (unlinked). The mount root
+// is ("", "").
+func (f *FS) location(n *fusefs.Inode) (bucketName, key string, ok bool) {
+	var segs []string
+	for p := n; p != &f.root.Inode; {
+		name, parent := p.Parent()
+		if parent == nil {
+			return "", "", false
+		}
+		segs = append(segs, name)
+		p = parent
+	}
+	if len(segs) == 0 {
+		return "", "", true
+	}
+	slices.Reverse(segs)
+	return segs[0], strings.Join(segs[1:], "/"), true
 }
 
 // errno maps a bucket error to the errno a FUSE call returns, logging the
@@ -281,7 +416,7 @@ func (f *FS) fileAttr(out *fuse.Attr, ino uint64, info bucket.ObjectInfo, writab
 	out.Blocks = (uint64(info.Size) + 511) / 512
 	out.Blksize = 1 << 20
 	out.Uid, out.Gid = f.opts.UID, f.opts.GID
-	mt := info.LastModified
+	mt := info.ModTime()
 	if mt.IsZero() {
 		mt = f.mountTime
 	}

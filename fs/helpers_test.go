@@ -115,6 +115,9 @@ type testMount struct {
 // even if the test fails.
 func mountFS(t testing.TB, fsOpts fs.Options) string {
 	t.Helper()
+	if fsOpts.StagingDir == "" {
+		fsOpts.StagingDir = t.TempDir()
+	}
 	fsys, err := fs.New(fsOpts)
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +141,9 @@ func mountFS(t testing.TB, fsOpts fs.Options) string {
 			time.Sleep(100 * time.Millisecond)
 		}
 		srv.Wait()
+		if err := fsys.Close(); err != nil {
+			t.Errorf("removing the staging directory: %v", err)
+		}
 	})
 	return dir
 }

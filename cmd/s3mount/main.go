@@ -57,6 +57,8 @@ type config struct {
 	dirMode        uint
 	metadataTTL    time.Duration
 	logFile        string
+	stagingDir     string
+	renameLimit    int
 }
 
 func main() {
@@ -103,6 +105,8 @@ func parseFlags(args []string) (*config, error) {
 	f.UintVar(&cfg.dirMode, "dir-mode", 0o755, "permission bits of directories (read-only paths lose write bits)")
 	f.DurationVar(&cfg.metadataTTL, "metadata-ttl", 60*time.Second, "how long listings and file attributes are cached")
 	f.StringVar(&cfg.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, "+defaultLogFile()+" in the background)")
+	f.StringVar(&cfg.stagingDir, "staging-dir", "", "where files open for writing are staged (default: $XDG_CACHE_HOME/s3mount/staging)")
+	f.IntVar(&cfg.renameLimit, "rename-limit", 1000, "most objects a directory rename copies; larger renames fail with EXDEV and mv copies instead")
 	showVersion := f.Bool("version", false, "print the version and exit")
 	f.Usage = func() {
 		fmt.Fprintf(f.Output(), "Usage: s3mount [flags] MOUNTPOINT\n\nMounts the S3 paths your platform authorizes at MOUNTPOINT: s3://BUCKET/KEY is MOUNTPOINT/BUCKET/KEY.\n\nFlags:\n")
@@ -307,10 +311,13 @@ func mount(cfg *config) int {
 		DirMode:     os.FileMode(cfg.dirMode),
 		MetadataTTL: cfg.metadataTTL,
 		Logger:      logger,
+		StagingDir:  cfg.stagingDir,
+		RenameLimit: cfg.renameLimit,
 	})
 	if err != nil {
 		return fail("%v", err)
 	}
+	defer fsys.Close()
 	srv, err := fsys.Mount(cfg.mountpoint, fs.MountOptions{AllowOther: cfg.allowOther, Debug: cfg.debugFUSE})
 	if err != nil {
 		return fail("%v", err)
