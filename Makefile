@@ -44,6 +44,7 @@ fuzz:
 
 bench: deps
 	./scripts/bench.sh
+	./scripts/bench-write-memory.sh
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

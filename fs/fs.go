@@ -21,30 +21,48 @@
 // Options.ReadOnly is set show no write bits, and every change to them fails
 // with EROFS without any request to S3.
 //
+// # Writes
+//
+// A file created or opened with O_TRUNC and written from its start streams
+// to S3 as a multipart upload while the data arrives (streamUpload): memory
+// holds the part being filled and up to four parts in flight, under a
+// mount-wide budget (Options.WriteMemory) that writers wait on. A file that
+// ends within one part becomes one PutObject. Any other write (append, a
+// write at another offset, truncate, a read through the handle) works on a
+// staging file in Options.StagingDir, loaded from S3 on demand. Either way
+// the content reaches S3 on flush (every close), fsync and release, which
+// return the upload's error; a failed multipart upload is aborted. Two
+// handles writing one file each upload their own content: the last close
+// wins. Namespace changes are immediate: unlink is DeleteObject, mkdir a
+// "name/" marker, rename a server-side copy then a delete.
+//
 // # Errors
 //
 // Bucket errors become errno in one function, errno: not found is ENOENT,
 // a changed object ESTALE, a denial or missing credentials EACCES, a
 // cancelled request EINTR, anything else EIO. The cause of EIO and EACCES is
-// logged.
+// logged. A full staging disk is ENOSPC.
 //
 // # Caching
 //
 // A directory's listing is kept for Options.MetadataTTL and answers lookups
-// (including negative ones) without requests. The kernel is told to cache
-// entries and attributes for the same time. After that, a lookup asks S3
-// again (HeadObject and a one-key ListObjectsV2, concurrently). The kernel's
-// page cache for a file is kept across opens only while its ETag is
-// unchanged. Reads pin the ETag seen at open, so a read never mixes two
-// versions of an object: if it changes, reads fail with ESTALE.
+// (including negative ones) without requests; this mount's own changes
+// update it at once. The kernel is told to cache entries and attributes for
+// the same time. After that, a lookup asks S3 again (HeadObject and a
+// one-key ListObjectsV2, concurrently). The kernel's page cache for a file
+// is kept across opens only while its ETag is unchanged. Reads pin the ETag
+// seen at open, so a read never mixes two versions of an object: if it
+// changes, reads fail with ESTALE. Listings carry no user metadata, so the
+// mtimes seen by HeadObject or written here are remembered by ETag.
 //
 // # Concurrency
 //
-// Every FUSE operation may run concurrently with any other. Each node
-// guards its own state with its own mutex; no lock is held across a network
-// call except a file handle's stream lock, which serializes reads on one
-// handle. There is no lock ordering to respect, because no code path holds
-// two of these locks at once.
+// Every FUSE operation may run concurrently with any other. Each node and
+// handle guards its own state with its own mutex. LOCK ORDERING: a
+// writeHandle's mu, then its fileNode's mu, then the parent dirNode's mu.
+// A handle's mu is held across network calls (loads and uploads), so that
+// operations on one open file run in order; node and directory locks never
+// are.
 package fs
 
 import (
@@ -57,6 +75,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -121,6 +140,10 @@ type FS struct {
 	// S3 has no place for, for the life of the mount. It is safe for
 	// concurrent use.
 	dirTimes *lru.Cache[string, time.Time]
+
+	handlesMu sync.Mutex // guards handles
+	// handles are the open write handles, for FlushAll.
+	handles map[*writeHandle]struct{}
 
 	// mtimes remembers the stored mtime of object versions seen by Stat or
 	// written here, by bucket, key and ETag, because listings do not carry
@@ -192,7 +215,7 @@ func New(opts Options) (*FS, error) {
 		return nil, err
 	}
 	f := &FS{opts: opts, log: opts.Logger, mountTime: time.Now(), logged: logged, stagingRoot: opts.StagingDir,
-		budget: newMemoryBudget(opts.WriteMemory), dirTimes: dirTimes, mtimes: mtimes}
+		budget: newMemoryBudget(opts.WriteMemory), dirTimes: dirTimes, mtimes: mtimes, handles: map[*writeHandle]struct{}{}}
 	if f.stagingDir, err = prepareStaging(opts.StagingDir, opts.Logger); err != nil {
 		return nil, err
 	}
@@ -286,6 +309,27 @@ func (f *FS) writable(bucketName, key string) bool {
 	}
 	r, ok := f.access(bucketName, key)
 	return ok && !r.ReadOnly
+}
+
+// FlushAll uploads what every file open for writing holds, so that a mount
+// being stopped loses nothing. It returns the errors of the uploads that
+// failed; their content stays staged for the handles' release.
+func (f *FS) FlushAll(ctx context.Context) error {
+	f.handlesMu.Lock()
+	handles := make([]*writeHandle, 0, len(f.handles))
+	for h := range f.handles {
+		handles = append(handles, h)
+	}
+	f.handlesMu.Unlock()
+	var errs []error
+	for _, h := range handles {
+		h.mu.Lock()
+		if err := h.commit(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		h.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // Close removes the mount's staging directory. Call it after unmounting.

@@ -95,6 +95,9 @@ func (f *FS) newWriteHandle(n *fileNode, base bucket.ObjectInfo, truncate bool) 
 	n.mu.Lock()
 	n.writers = append(n.writers, h)
 	n.mu.Unlock()
+	f.handlesMu.Lock()
+	f.handles[h] = struct{}{}
+	f.handlesMu.Unlock()
 	return h, nil
 }
 
@@ -266,6 +269,9 @@ func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 	n.mu.Lock()
 	n.writers = slices.DeleteFunc(n.writers, func(w *writeHandle) bool { return w == h })
 	n.mu.Unlock()
+	h.fsys.handlesMu.Lock()
+	delete(h.fsys.handles, h)
+	h.fsys.handlesMu.Unlock()
 	err := h.commit(ctx)
 	name := h.staging.Name()
 	h.staging.Close()

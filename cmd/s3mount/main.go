@@ -59,6 +59,7 @@ type config struct {
 	logFile        string
 	stagingDir     string
 	renameLimit    int
+	writeMemoryMiB int
 }
 
 func main() {
@@ -106,6 +107,7 @@ func parseFlags(args []string) (*config, error) {
 	f.DurationVar(&cfg.metadataTTL, "metadata-ttl", 60*time.Second, "how long listings and file attributes are cached")
 	f.StringVar(&cfg.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, "+defaultLogFile()+" in the background)")
 	f.StringVar(&cfg.stagingDir, "staging-dir", "", "where files open for writing are staged (default: $XDG_CACHE_HOME/s3mount/staging)")
+	f.IntVar(&cfg.writeMemoryMiB, "write-memory", 256, "MiB of memory that uploads in progress may hold; writers wait when it is full")
 	f.IntVar(&cfg.renameLimit, "rename-limit", 1000, "most objects a directory rename copies; larger renames fail with EXDEV and mv copies instead")
 	showVersion := f.Bool("version", false, "print the version and exit")
 	f.Usage = func() {
@@ -132,6 +134,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.fileMode > 0o777 || cfg.dirMode > 0o777 {
 		return nil, fmt.Errorf("--file-mode and --dir-mode take permission bits, such as 0644")
+	}
+	if cfg.writeMemoryMiB < 16 {
+		return nil, fmt.Errorf("--write-memory must be at least 16 (MiB)")
 	}
 	if cfg.metadataTTL <= 0 {
 		return nil, fmt.Errorf("--metadata-ttl must be positive")
@@ -313,6 +318,7 @@ func mount(cfg *config) int {
 		Logger:      logger,
 		StagingDir:  cfg.stagingDir,
 		RenameLimit: cfg.renameLimit,
+		WriteMemory: int64(cfg.writeMemoryMiB) << 20,
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -341,7 +347,10 @@ func mount(cfg *config) int {
 		logger.Info("unmounted from outside; exiting", "mountpoint", cfg.mountpoint)
 		return 0
 	case sig := <-sigs:
-		logger.Info("unmounting", "signal", sig.String(), "mountpoint", cfg.mountpoint)
+		logger.Info("stopping: uploading what open files hold, then unmounting", "signal", sig.String(), "mountpoint", cfg.mountpoint)
+	}
+	if err := fsys.FlushAll(context.Background()); err != nil {
+		logger.Error("some open files could not be uploaded; they are kept in the staging directory", "error", err.Error())
 	}
 	return unmount(srv, cfg.mountpoint, done, logger)
 }
@@ -349,6 +358,7 @@ func mount(cfg *config) int {
 // unmount unmounts, retrying while the mount is busy, and detaches it lazily
 // if it stays busy.
 func unmount(srv *fuse.Server, mountpoint string, done <-chan struct{}, logger *slog.Logger) int {
+	wait := 10 * time.Second
 	for attempt := 0; ; attempt++ {
 		err := srv.Unmount()
 		if err == nil {
@@ -363,13 +373,16 @@ func unmount(srv *fuse.Server, mountpoint string, done <-chan struct{}, logger *
 				logger.Error("could not unmount", "error", err.Error(), "hint", "umount -l "+mountpoint)
 				return 1
 			}
+			// Programs still hold files on the detached mount; they get
+			// errors from now on, but what they wrote was uploaded.
+			wait = time.Second
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(wait):
 	}
 	logger.Info("unmounted", "mountpoint", mountpoint)
 	return 0

@@ -10,6 +10,7 @@ package main
 // arguments.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -22,6 +23,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -35,6 +37,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3mount/s3mount/internal/rig"
 )
@@ -494,12 +499,9 @@ func (p *fgProc) exited() bool {
 // waitMounted waits until the process has logged that it mounted dir and
 // dir is a mount point.
 //
-// The mount shows in mountinfo before s3mount is done mounting: go-fuse
-// then still opens a file on the new mount (its poll hack), and s3mount
-// installs its signal handlers only after that. A signal in that window
-// kills it while it holds a file open on its own mount, and it hangs for
-// ever closing that file. Waiting for the "mounted" line keeps the tests
-// out of that window; cleanups recover from it anyway (see fgProc.stop).
+// The mount shows in mountinfo before s3mount is done mounting (go-fuse
+// then still opens a file on the new mount, its poll hack). Waiting for the
+// "mounted" line means the mount is ready for use.
 func (p *fgProc) waitMounted(t *testing.T, dir string) {
 	t.Helper()
 	ok := waitFor(mountDeadline, func() bool {
@@ -908,5 +910,42 @@ func TestCredentialsAreRenewed(t *testing.T) {
 	}
 	if isMounted(dir) {
 		t.Errorf("%s still mounted after s3mount exited", dir)
+	}
+}
+
+// TestStopUploadsOpenFiles stops a mount while a program still has a file
+// open for writing: what it wrote must reach S3 before s3mount exits.
+func TestStopUploadsOpenFiles(t *testing.T) {
+	r := getSharedRig(t)
+	dir := mountDir(t)
+	p := startForeground(t, dir, env(r.Env()...), "--foreground", dir)
+	p.waitMounted(t, dir)
+
+	path := filepath.Join(dir, "maap-ops-workspace/jdoe/open-at-stop.txt")
+	holder := exec.Command("sh", "-c", `exec 3>"$1" && printf 'written before the stop' >&3 && echo ready && exec sleep 120`, "sh", path)
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("writer: %q, %v", line, err)
+	}
+
+	if code := p.signalAndWait(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM: got %d, want 0; output:\n%s", code, tail(p.stderr.String()))
+	}
+	obj, err := r.MinIO.Client().GetObject(context.Background(), &s3.GetObjectInput{
+		Bucket: aws.String("maap-ops-workspace"), Key: aws.String("jdoe/open-at-stop.txt")})
+	if err != nil {
+		t.Fatalf("the open file was not uploaded at stop: %v\n%s", err, tail(p.stderr.String()))
+	}
+	defer obj.Body.Close()
+	if got, _ := io.ReadAll(obj.Body); string(got) != "written before the stop" {
+		t.Errorf("object after stop = %q, want %q", got, "written before the stop")
 	}
 }
