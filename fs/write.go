@@ -20,7 +20,7 @@ import (
 )
 
 // Upload tuning. Parts start at minPartSize and double until the file fits
-// in S3's 10,000 parts: 8 MiB parts cover 80 GiB, 16 MiB parts 160 GiB.
+// in S3's 10,000 parts: 8 MiB parts cover 78 GiB, 16 MiB parts 156 GiB.
 const (
 	minPartSize = 8 << 20
 	maxParts    = 10000
