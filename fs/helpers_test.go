@@ -76,26 +76,8 @@ func startRig(t testing.TB, opts rig.Options) *rig.Rig {
 	return r
 }
 
-// logBuffer collects a test mount's log; it is shown if the test fails.
-type logBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func newTestLogger(t testing.TB) (*slog.Logger, *logBuffer) {
-	logs := &logBuffer{}
+func newTestLogger(t testing.TB) (*slog.Logger, *rig.SyncBuffer) {
+	logs := &rig.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("mount log:\n%s", logs.String())
@@ -108,7 +90,7 @@ func newTestLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 type testMount struct {
 	dir      string
 	provider *creds.Provider
-	logs     *logBuffer
+	logs     *rig.SyncBuffer
 }
 
 // mountFS mounts fsOpts at a temporary directory and unmounts it at cleanup,
@@ -178,7 +160,7 @@ func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
 }
 
 // mountMemory mounts in-memory buckets, one root per bucket.
-func mountMemory(t testing.TB, roots []fs.Root, buckets ...*bucket.Memory) (string, *logBuffer) {
+func mountMemory(t testing.TB, roots []fs.Root, buckets ...*bucket.Memory) (string, *rig.SyncBuffer) {
 	t.Helper()
 	logger, logs := newTestLogger(t)
 	byName := map[string]bucket.Bucket{}

@@ -362,25 +362,6 @@ func tail(log string) string {
 	return fmt.Sprintf("[%d earlier lines]\n%s", len(lines)-keep, strings.Join(lines[len(lines)-keep:], ""))
 }
 
-// syncBuffer is a bytes.Buffer safe for a process to write while the test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // result is how a command that ran to the end went.
 type result struct {
 	code           int // exit status; -1 if killed by a signal
@@ -422,7 +403,7 @@ func runS3mount(t *testing.T, environ []string, args ...string) result {
 // fgProc is an s3mount process running in the foreground.
 type fgProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *rig.SyncBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // cmd.Wait's result, set before done closes
 }
@@ -436,7 +417,7 @@ func startForeground(t *testing.T, dir string, environ []string, args ...string)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, binPath, args...)
 	cmd.Env = environ
-	p := &fgProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &fgProc{cmd: cmd, stderr: &rig.SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
 	cmd.SysProcAttr = rig.ChildProcAttr(syscall.SIGKILL)
 	cmd.WaitDelay = 10 * time.Second
