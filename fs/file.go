@@ -164,7 +164,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 		if err != nil {
 			return nil, 0, n.fsys.errno("open", err)
 		}
-		h, err := n.fsys.newWriteHandle(n, info, flags&syscall.O_TRUNC != 0)
+		h, err := n.fsys.newWriteHandle(n, b, key, info, flags&syscall.O_TRUNC != 0)
 		if err != nil {
 			return nil, 0, n.fsys.errno("open", err)
 		}

@@ -401,11 +401,10 @@ func (f *FS) location(n *fusefs.Inode) (bucketName, key string, ok bool) {
 // errno maps a bucket error to the errno a FUSE call returns, logging the
 // cause of failures the user cannot explain otherwise.
 func (f *FS) errno(op string, err error) syscall.Errno {
+	// A cause S3 named wins over a cancellation it brought about.
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, context.Canceled):
-		return syscall.EINTR
 	case errors.Is(err, bucket.ErrNotFound):
 		return syscall.ENOENT
 	case errors.Is(err, bucket.ErrStale):
@@ -417,6 +416,10 @@ func (f *FS) errno(op string, err error) syscall.Errno {
 	case errors.Is(err, bucket.ErrPermission):
 		f.log.Warn("permission denied by S3", "op", op, "error", err.Error())
 		return syscall.EACCES
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	case errors.Is(err, syscall.ENOSPC):
+		return syscall.ENOSPC
 	}
 	f.log.Error("S3 request failed", "op", op, "error", err.Error())
 	return syscall.EIO

@@ -109,7 +109,7 @@ func (d *dirNode) Create(ctx context.Context, name string, _, _ uint32, out *fus
 		return nil, nil, 0, syscall.EISDIR
 	}
 	fn.setInfo(info)
-	h, err := d.fsys.newWriteHandle(fn, info, true)
+	h, err := d.fsys.newWriteHandle(fn, b, key, info, true)
 	if err != nil {
 		return nil, nil, 0, d.fsys.errno("create", err)
 	}

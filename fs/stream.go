@@ -126,6 +126,9 @@ func (s *streamUpload) send(ctx context.Context) error {
 	buf, held, number := s.buf, s.held, s.next
 	s.buf, s.held = nil, 0
 	s.next++
+	// The part outlives the FUSE request that filled it, whose context
+	// go-fuse reuses for later requests.
+	ctx = context.WithoutCancel(ctx)
 	s.workers <- struct{}{}
 	s.wg.Go(func() {
 		defer func() { <-s.workers }()

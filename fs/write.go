@@ -80,7 +80,7 @@ var (
 
 // newWriteHandle opens node for writing. A truncated handle starts empty and
 // dirty, so that even an empty file is stored on close.
-func (f *FS) newWriteHandle(n *fileNode, base bucket.ObjectInfo, truncate bool) (*writeHandle, error) {
+func (f *FS) newWriteHandle(n *fileNode, bucketName, key string, base bucket.ObjectInfo, truncate bool) (*writeHandle, error) {
 	staging, err := os.CreateTemp(f.stagingDir, "w-")
 	if err != nil {
 		return nil, fmt.Errorf("creating a staging file in %s: %w", f.stagingDir, err)
@@ -88,9 +88,7 @@ func (f *FS) newWriteHandle(n *fileNode, base bucket.ObjectInfo, truncate bool) 
 	h := &writeHandle{node: n, fsys: f, staging: staging, base: base, size: base.Size}
 	if truncate {
 		h.loaded, h.size, h.dirty = true, 0, true
-		if b, key, ok := n.location(); ok {
-			h.stream = newStreamUpload(f, f.opts.Bucket(b), key)
-		}
+		h.stream = newStreamUpload(f, f.opts.Bucket(bucketName), key)
 	}
 	n.mu.Lock()
 	n.writers = append(n.writers, h)
@@ -200,13 +198,16 @@ func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 		return 0, h.fsys.errno("write", err)
 	}
 	n, err := h.staging.WriteAt(data, off)
-	if n > 0 {
-		h.size = max(h.size, off+int64(n))
-		h.dirty = true
-	}
 	if err != nil {
-		return uint32(n), h.fsys.localErrno("write staging file", err)
+		// The staged content is incomplete: uploading it would store a
+		// file the program never wrote. The object stays as it was.
+		errno := h.fsys.localErrno("write staging file", err)
+		h.broken = fmt.Errorf("the staging file could not be written (%w); the file was not changed in S3", errno)
+		h.dirty = false
+		return 0, errno
 	}
+	h.size = max(h.size, off+int64(n))
+	h.dirty = true
 	return uint32(n), 0
 }
 
@@ -242,7 +243,19 @@ func (h *writeHandle) setMtime(t time.Time) {
 
 // Flush implements fusefs.FileFlusher. It runs on every close of a file
 // descriptor, so that close reports a failed upload.
+//
+// A flush before anything was written to a new or truncated file does not
+// store it: shells and dd open with O_TRUNC, duplicate the descriptor and
+// close the original before writing, and storing an empty object then
+// would throw away the old content before the new is there. Release stores
+// the file if it stays empty.
 func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	untouched := h.stream != nil && h.size == 0 && h.stream.id == "" && h.mtime.IsZero()
+	h.mu.Unlock()
+	if untouched {
+		return 0
+	}
 	return h.commitErrno(ctx)
 }
 
@@ -265,6 +278,10 @@ func (h *writeHandle) commitErrno(ctx context.Context) syscall.Errno {
 func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// Commit before leaving the node's writers: until then, a setattr or
+	// rename finds this handle and waits for it, rather than finding
+	// neither the handle nor the object.
+	err := h.commit(ctx)
 	n := h.node
 	n.mu.Lock()
 	n.writers = slices.DeleteFunc(n.writers, func(w *writeHandle) bool { return w == h })
@@ -272,7 +289,6 @@ func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 	h.fsys.handlesMu.Lock()
 	delete(h.fsys.handles, h)
 	h.fsys.handlesMu.Unlock()
-	err := h.commit(ctx)
 	name := h.staging.Name()
 	h.staging.Close()
 	if err != nil && h.broken == nil && h.loaded && h.size > 0 {
@@ -407,7 +423,8 @@ func uploadParts(ctx context.Context, b bucket.Bucket, key string, src io.Reader
 	upCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan int)
-	errs := make(chan error, partWorkers)
+	var firstErr error
+	var errOnce sync.Once
 	var wg sync.WaitGroup
 	for range min(partWorkers, count) {
 		wg.Go(func() {
@@ -416,7 +433,9 @@ func uploadParts(ctx context.Context, b bucket.Bucket, key string, src io.Reader
 				n := min(ps, size-off)
 				etag, err := b.UploadPart(upCtx, key, id, int32(i+1), io.NewSectionReader(src, off, n), n)
 				if err != nil {
-					errs <- err
+					// The first failure is the cause; the parts it
+					// cancels fail with context.Canceled.
+					errOnce.Do(func() { firstErr = err })
 					cancel()
 					return
 				}
@@ -434,14 +453,7 @@ feed:
 	}
 	close(next)
 	wg.Wait()
-	close(errs)
-	err = errors.Join(slices.Collect(func(yield func(error) bool) {
-		for e := range errs {
-			if !yield(e) {
-				return
-			}
-		}
-	})...)
+	err = firstErr
 	var info bucket.ObjectInfo
 	if err == nil {
 		info, err = b.CompleteMultipart(ctx, key, id, parts)
@@ -519,7 +531,11 @@ func (n *fileNode) setSize(ctx context.Context, h *writeHandle, size int64) sysc
 	if info.Size == size {
 		return 0
 	}
-	h, err = n.fsys.newWriteHandle(n, info, false)
+	b, key, ok := n.location()
+	if !ok {
+		return syscall.ENOENT
+	}
+	h, err = n.fsys.newWriteHandle(n, b, key, info, false)
 	if err != nil {
 		return n.fsys.errno("truncate", err)
 	}
