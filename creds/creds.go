@@ -17,6 +17,10 @@
 // needs credentials and, if Provider.Run is running, proactively in the
 // background so that requests rarely wait for the platform.
 //
+// When S3 refuses credentials as expired or invalid, callers report it with
+// Rejected, which drops the cached set so that the retried request gets new
+// ones.
+//
 // When a renewal fails, the provider keeps handing out the current credentials
 // while they are still valid and retries the platform with a doubling delay
 // (Options.RetryMin up to Options.RetryMax). Once they have expired, Retrieve
@@ -362,6 +366,22 @@ func (p *Provider) AdjustExpiresBy(c aws.Credentials, dur time.Duration) (aws.Cr
 	}
 	c.Expires = c.Expires.Add(dur)
 	return c, nil
+}
+
+// Rejected tells the provider that S3 refused the credentials with this
+// access key ID as expired or invalid. If they are still the current ones,
+// they are dropped, so that the next request fetches new ones; if they were
+// already replaced, nothing is done. Either way the caller may retry. It
+// reports whether a retry can use other credentials than the refused ones.
+func (p *Provider) Rejected(accessKeyID string) bool {
+	p.mu.Lock()
+	current := p.current.AccessKeyID
+	p.mu.Unlock()
+	if accessKeyID == current {
+		p.opts.Logger.Info("S3 refused the current credentials; renewing them now", "source", p.src.Name())
+		p.cache.Invalidate()
+	}
+	return true
 }
 
 // LastError returns the error of the latest failed renewal, or nil if the

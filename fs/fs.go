@@ -141,6 +141,10 @@ type FS struct {
 	// concurrent use.
 	dirTimes *lru.Cache[string, time.Time]
 
+	// credLoggedAt is when a missing-credentials failure was last logged,
+	// in Unix nanoseconds.
+	credLoggedAt atomic.Int64
+
 	handlesMu sync.Mutex // guards handles
 	// handles are the open write handles, for FlushAll.
 	handles map[*writeHandle]struct{}
@@ -411,7 +415,12 @@ func (f *FS) errno(op string, err error) syscall.Errno {
 		f.log.Info("object changed while open; reopen the file to read the new version", "op", op, "error", err.Error())
 		return syscall.ESTALE
 	case errors.Is(err, bucket.ErrCredentials):
-		f.log.Warn("no valid credentials", "op", op, "error", err.Error())
+		// The credentials provider logs its own failures once; during an
+		// outage, say it here at most once a minute, not once a request.
+		if now := time.Now().UnixNano(); now-f.credLoggedAt.Load() > int64(time.Minute) {
+			f.credLoggedAt.Store(now)
+			f.log.Warn("S3 operations fail with permission denied: no valid credentials", "op", op, "error", err.Error())
+		}
 		return syscall.EACCES
 	case errors.Is(err, bucket.ErrPermission):
 		f.log.Warn("permission denied by S3", "op", op, "error", err.Error())

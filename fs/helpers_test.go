@@ -146,7 +146,8 @@ func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
 		t.Fatal(err)
 	}
 	go provider.Run(ctx)
-	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region, Endpoint: r.Proxy.URL})
+	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region, Endpoint: r.Proxy.URL,
+		Rejected: provider.Rejected})
 	if err != nil {
 		t.Fatal(err)
 	}

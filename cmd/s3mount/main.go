@@ -5,12 +5,14 @@
 // Usage:
 //
 //	s3mount [flags] MOUNTPOINT
+//	s3mount credentials [--provider NAME] [--credentials-url URL]
 //
 // See README.md for the flags, the path mapping and the read-only rule.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,6 +70,9 @@ func main() {
 
 func run(args []string) int {
 	creds.Version = version
+	if len(args) > 0 && args[0] == "credentials" {
+		return printCredentials(args[1:])
+	}
 	cfg, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -291,6 +296,7 @@ func mount(cfg *config) int {
 		Endpoint:    endpoint,
 		PathStyle:   cfg.forcePathStyle,
 		UserAgent:   "s3mount-" + version,
+		Rejected:    provider.Rejected,
 	})
 	if err != nil {
 		return fail("%v", err)
@@ -385,6 +391,57 @@ func unmount(srv *fuse.Server, mountpoint string, done <-chan struct{}, logger *
 	case <-time.After(wait):
 	}
 	logger.Info("unmounted", "mountpoint", mountpoint)
+	return 0
+}
+
+// printCredentials prints fresh credentials as AWS credential_process
+// JSON, so that the AWS CLI, boto3 and the SDKs can use the platform login
+// through a profile with credential_process = s3mount credentials.
+func printCredentials(args []string) int {
+	cfg := &config{}
+	f := flag.NewFlagSet("s3mount credentials", flag.ContinueOnError)
+	f.StringVar(&cfg.provider, "provider", "", "where credentials come from: maap (default when MAAP_PGT is set)")
+	f.StringVar(&cfg.credentialsURL, "credentials-url", "", "full URL of the platform's credentials endpoint")
+	f.Usage = func() {
+		fmt.Fprintf(f.Output(), "Usage: s3mount credentials [flags]\n\nPrints temporary AWS credentials as credential_process JSON. In ~/.aws/config:\n\n  [profile maap]\n  credential_process = s3mount credentials\n\nFlags:\n")
+		f.PrintDefaults()
+	}
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if f.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "s3mount credentials: unexpected argument %q\n", f.Arg(0))
+		return 2
+	}
+	src, _, err := newSource(cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount credentials: %v\n", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	g, err := src.Fetch(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount credentials: %v\n", err)
+		return 1
+	}
+	out := struct {
+		Version         int
+		AccessKeyID     string `json:"AccessKeyId"`
+		SecretAccessKey string
+		SessionToken    string `json:",omitempty"`
+		Expiration      string `json:",omitempty"`
+	}{Version: 1, AccessKeyID: g.Credentials.AccessKeyID, SecretAccessKey: g.Credentials.SecretAccessKey, SessionToken: g.Credentials.SessionToken}
+	if g.Credentials.CanExpire {
+		out.Expiration = g.Credentials.Expires.UTC().Format(time.RFC3339)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		fmt.Fprintf(os.Stderr, "s3mount credentials: %v\n", err)
+		return 1
+	}
 	return 0
 }
 

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/s3mount/s3mount/internal/rig"
@@ -928,5 +929,60 @@ func TestStopUploadsOpenFiles(t *testing.T) {
 	defer obj.Body.Close()
 	if got, _ := io.ReadAll(obj.Body); string(got) != "written before the stop" {
 		t.Errorf("object after stop = %q, want %q", got, "written before the stop")
+	}
+}
+
+// TestCredentialsProcess uses `s3mount credentials` as the AWS SDK's
+// credential_process, through a shared-config profile, as the AWS CLI and
+// boto3 would.
+func TestCredentialsProcess(t *testing.T) {
+	r := getSharedRig(t)
+	dir := t.TempDir()
+	var script strings.Builder
+	script.WriteString("#!/bin/sh\n")
+	for _, kv := range r.Env() {
+		name, value, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&script, "export %s='%s'\n", name, value)
+	}
+	fmt.Fprintf(&script, "exec '%s' credentials\n", binPath)
+	scriptPath := filepath.Join(dir, "platform-login")
+	if err := os.WriteFile(scriptPath, []byte(script.String()), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	configPath := filepath.Join(dir, "config")
+	profile := "[profile maap]\ncredential_process = " + scriptPath + "\n"
+	if err := os.WriteFile(configPath, []byte(profile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"} {
+		t.Setenv(v, "")
+	}
+	ctx := context.Background()
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithSharedConfigFiles([]string{configPath}),
+		awsconfig.WithSharedCredentialsFiles([]string{filepath.Join(dir, "none")}),
+		awsconfig.WithSharedConfigProfile("maap"), awsconfig.WithRegion(rig.Region))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cfg.Credentials.Retrieve(ctx)
+	if err != nil {
+		t.Fatalf("credential_process: %v", err)
+	}
+	if !c.CanExpire || time.Until(c.Expires) < time.Minute || c.SessionToken == "" {
+		t.Errorf("credentials = expire %v at %v, session token %v; want an expiry an hour ahead and a token", c.CanExpire, c.Expires, c.SessionToken != "")
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(r.Proxy.URL)
+		o.UsePathStyle = true
+	})
+	out, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("maap-ops-workspace"), Prefix: aws.String("jdoe/")})
+	if err != nil || len(out.Contents) == 0 {
+		t.Errorf("ListObjectsV2 with credential_process credentials: %v, %d objects", err, len(out.Contents))
+	}
+
+	// Errors go to stderr, with no secret, and the exit status says so.
+	res := runS3mount(t, env("MAAP_PGT=PGT-wrong-secret-9", "MAAP_API_HOST="+r.MAAP.Host, "MAAP_API_HOST_SCHEME=http"), "credentials")
+	if res.code != 1 || !strings.Contains(res.stderr, "proxy ticket") || strings.Contains(res.stderr+res.stdout, "PGT-wrong-secret-9") {
+		t.Errorf("credentials with a wrong ticket: %v", res)
 	}
 }

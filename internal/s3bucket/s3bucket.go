@@ -57,11 +57,18 @@ type Options struct {
 	PathStyle bool
 	// UserAgent is added to the SDK's User-Agent.
 	UserAgent string
+	// Rejected, if set, is called with the access key ID of credentials S3
+	// refused as expired or invalid; it should drop them if they are still
+	// cached, and report whether a retry can use others. The request is then
+	// retried once.
+	Rejected func(accessKeyID string) bool
 }
 
 // Client makes Buckets that share one S3 client.
 type Client struct {
-	api *s3.Client
+	api      *s3.Client
+	creds    aws.CredentialsProvider
+	rejected func(string) bool
 }
 
 // New returns a Client. It reads the SDK's shared configuration (including
@@ -126,7 +133,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		// on every read.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &Client{api: api}, nil
+	return &Client{api: api, creds: opts.Credentials, rejected: opts.Rejected}, nil
 }
 
 // needsPathStyle reports whether a host cannot take bucket subdomains.
@@ -136,12 +143,46 @@ func needsPathStyle(host string) bool {
 
 // Bucket returns the named bucket.
 func (c *Client) Bucket(name string) bucket.Bucket {
-	return &s3Bucket{api: c.api, name: name}
+	return &s3Bucket{api: c.api, name: name, creds: c.creds, rejected: c.rejected}
 }
 
 type s3Bucket struct {
-	api  *s3.Client
-	name string
+	api      *s3.Client
+	name     string
+	creds    aws.CredentialsProvider
+	rejected func(string) bool
+}
+
+// retried runs call, and runs it once more if S3 refused its credentials
+// and new ones can be had: credentials may expire between being fetched
+// and being checked, and a request in flight across a renewal must not fail.
+func retried[T any](ctx context.Context, b *s3Bucket, call func() (T, error)) (T, error) {
+	var key string
+	if b.rejected != nil {
+		// The cache answers this from memory; the request signs with the
+		// same credentials unless a renewal slips in between.
+		if c, err := b.creds.Retrieve(ctx); err == nil {
+			key = c.AccessKeyID
+		}
+	}
+	v, err := call()
+	if err != nil && b.rejected != nil && credentialsRefused(err) && b.rejected(key) {
+		v, err = call()
+	}
+	return v, err
+}
+
+// credentialsRefused reports whether S3 refused the request's credentials as
+// expired or invalid, as opposed to denying the request.
+func credentialsRefused(err error) bool {
+	switch apiCode(err) {
+	case "ExpiredToken", "InvalidAccessKeyId", "InvalidToken", "TokenRefreshRequired":
+		return true
+	}
+	var re *awshttp.ResponseError
+	// A HEAD response has no body; S3 answers an expired one with a bare 400.
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusBadRequest && re.Response != nil &&
+		re.Response.Request != nil && re.Response.Request.Method == http.MethodHead
 }
 
 var _ bucket.Bucket = (*s3Bucket)(nil)
@@ -159,7 +200,7 @@ func (b *s3Bucket) List(ctx context.Context, req *bucket.ListRequest) (*bucket.L
 	if req.MaxKeys > 0 {
 		in.MaxKeys = aws.Int32(int32(req.MaxKeys))
 	}
-	out, err := b.api.ListObjectsV2(ctx, in)
+	out, err := retried(ctx, b, func() (*s3.ListObjectsV2Output, error) { return b.api.ListObjectsV2(ctx, in) })
 	if err != nil {
 		return nil, b.wrap(err, "list", req.Prefix)
 	}
@@ -188,7 +229,9 @@ func (b *s3Bucket) List(ctx context.Context, req *bucket.ListRequest) (*bucket.L
 }
 
 func (b *s3Bucket) Stat(ctx context.Context, key string) (bucket.ObjectInfo, error) {
-	out, err := b.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.name, Key: &key})
+	out, err := retried(ctx, b, func() (*s3.HeadObjectOutput, error) {
+		return b.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.name, Key: &key})
+	})
 	if err != nil {
 		return bucket.ObjectInfo{}, b.wrap(err, "stat", key)
 	}
@@ -210,11 +253,13 @@ func metadata(mtime time.Time) map[string]string {
 }
 
 func (b *s3Bucket) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, mtime time.Time) (bucket.ObjectInfo, error) {
-	if _, err := body.Seek(0, io.SeekStart); err != nil {
-		return bucket.ObjectInfo{}, err
-	}
-	out, err := b.api.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: &b.name, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: metadata(mtime),
+	out, err := retried(ctx, b, func() (*s3.PutObjectOutput, error) {
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return b.api.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &b.name, Key: &key, Body: body, ContentLength: aws.Int64(size), Metadata: metadata(mtime),
+		})
 	})
 	if err != nil {
 		return bucket.ObjectInfo{}, b.wrap(err, "put", key)
@@ -223,7 +268,9 @@ func (b *s3Bucket) Put(ctx context.Context, key string, body io.ReadSeeker, size
 }
 
 func (b *s3Bucket) CreateMultipart(ctx context.Context, key string, mtime time.Time) (string, error) {
-	out, err := b.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.name, Key: &key, Metadata: metadata(mtime)})
+	out, err := retried(ctx, b, func() (*s3.CreateMultipartUploadOutput, error) {
+		return b.api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.name, Key: &key, Metadata: metadata(mtime)})
+	})
 	if err != nil {
 		return "", b.wrap(err, "start upload", key)
 	}
@@ -231,11 +278,13 @@ func (b *s3Bucket) CreateMultipart(ctx context.Context, key string, mtime time.T
 }
 
 func (b *s3Bucket) UploadPart(ctx context.Context, key, uploadID string, number int32, body io.ReadSeeker, size int64) (string, error) {
-	if _, err := body.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	out, err := b.api.UploadPart(ctx, &s3.UploadPartInput{
-		Bucket: &b.name, Key: &key, UploadId: &uploadID, PartNumber: aws.Int32(number), Body: body, ContentLength: aws.Int64(size),
+	out, err := retried(ctx, b, func() (*s3.UploadPartOutput, error) {
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return b.api.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: &b.name, Key: &key, UploadId: &uploadID, PartNumber: aws.Int32(number), Body: body, ContentLength: aws.Int64(size),
+		})
 	})
 	if err != nil {
 		return "", b.wrap(err, fmt.Sprintf("upload part %d of", number), key)
@@ -248,8 +297,10 @@ func (b *s3Bucket) CompleteMultipart(ctx context.Context, key, uploadID string, 
 	for i, p := range parts {
 		completed[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
 	}
-	out, err := b.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket: &b.name, Key: &key, UploadId: &uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+	out, err := retried(ctx, b, func() (*s3.CompleteMultipartUploadOutput, error) {
+		return b.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket: &b.name, Key: &key, UploadId: &uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
+		})
 	})
 	if err != nil {
 		return bucket.ObjectInfo{}, b.wrap(err, "complete upload", key)
@@ -258,7 +309,9 @@ func (b *s3Bucket) CompleteMultipart(ctx context.Context, key, uploadID string, 
 }
 
 func (b *s3Bucket) AbortMultipart(ctx context.Context, key, uploadID string) error {
-	_, err := b.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: &uploadID})
+	_, err := retried(ctx, b, func() (*s3.AbortMultipartUploadOutput, error) {
+		return b.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: &uploadID})
+	})
 	if err != nil && apiCode(err) != "NoSuchUpload" {
 		return b.wrap(err, "abort upload", key)
 	}
@@ -266,7 +319,9 @@ func (b *s3Bucket) AbortMultipart(ctx context.Context, key, uploadID string) err
 }
 
 func (b *s3Bucket) Delete(ctx context.Context, key string) error {
-	if _, err := b.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.name, Key: &key}); err != nil {
+	if _, err := retried(ctx, b, func() (*s3.DeleteObjectOutput, error) {
+		return b.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.name, Key: &key})
+	}); err != nil {
 		return b.wrap(err, "delete", key)
 	}
 	return nil
@@ -281,7 +336,7 @@ func (b *s3Bucket) Copy(ctx context.Context, src, dst string, size int64, mtime 
 		in.Metadata = metadata(mtime)
 		in.MetadataDirective = types.MetadataDirectiveReplace
 	}
-	if _, err := b.api.CopyObject(ctx, in); err != nil {
+	if _, err := retried(ctx, b, func() (*s3.CopyObjectOutput, error) { return b.api.CopyObject(ctx, in) }); err != nil {
 		return bucket.ObjectInfo{}, b.wrap(err, "copy to "+dst+" from", src)
 	}
 	return b.Stat(ctx, dst)
@@ -304,9 +359,11 @@ func (b *s3Bucket) copyInParts(ctx context.Context, src, dst string, size int64,
 	var parts []bucket.CompletedPart
 	for off, n := int64(0), int32(1); off < size; off, n = off+copyPartSize, n+1 {
 		end := min(off+copyPartSize, size) - 1
-		out, err := b.api.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
-			Bucket: &b.name, Key: &dst, UploadId: &id, PartNumber: aws.Int32(n),
-			CopySource: aws.String(copySource(b.name, src)), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+		out, err := retried(ctx, b, func() (*s3.UploadPartCopyOutput, error) {
+			return b.api.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+				Bucket: &b.name, Key: &dst, UploadId: &id, PartNumber: aws.Int32(n),
+				CopySource: aws.String(copySource(b.name, src)), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+			})
 		})
 		if err != nil {
 			b.AbortMultipart(context.WithoutCancel(ctx), dst, id)
@@ -339,7 +396,7 @@ func (b *s3Bucket) Read(ctx context.Context, key string, offset, length int64, e
 	if etag != "" {
 		in.IfMatch = aws.String(etag)
 	}
-	out, err := b.api.GetObject(ctx, in)
+	out, err := retried(ctx, b, func() (*s3.GetObjectOutput, error) { return b.api.GetObject(ctx, in) })
 	if err != nil {
 		if apiCode(err) == "InvalidRange" {
 			// Reading at or past the end: nothing to read.

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/s3mount/s3mount/creds"
 	"github.com/s3mount/s3mount/internal/bucket"
 	"github.com/s3mount/s3mount/internal/bucket/buckettest"
 	"github.com/s3mount/s3mount/internal/rig"
@@ -123,5 +127,78 @@ func TestBadEndpoint(t *testing.T) {
 		if err == nil {
 			t.Errorf("New(endpoint %q) succeeded", ep)
 		}
+	}
+}
+
+// lyingSource hands out credentials that the proxy expires after a second
+// while claiming they last an hour, so that only a renewal on rejection
+// keeps requests working.
+type lyingSource struct {
+	r       *rig.Rig
+	fetches atomic.Int32
+}
+
+func (s *lyingSource) Name() string { return "test" }
+
+func (s *lyingSource) Fetch(ctx context.Context) (creds.Grant, error) {
+	s.fetches.Add(1)
+	c, err := s.r.MAAP.Mint(ctx, s.r.Paths, time.Second)
+	if err != nil {
+		return creds.Grant{}, err
+	}
+	return creds.Grant{Credentials: aws.Credentials{
+		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+		CanExpire: true, Expires: time.Now().Add(time.Hour),
+	}}, nil
+}
+
+// TestRenewsOnRejection checks that a request refused with ExpiredToken
+// (or a HEAD's bare 400) is retried once with new credentials, and that
+// the caller sees no error.
+func TestRenewsOnRejection(t *testing.T) {
+	r := startRig(t)
+	ctx := context.Background()
+	src := &lyingSource{r: r}
+	provider := creds.NewProvider(src, creds.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := provider.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region,
+		Endpoint: r.Proxy.URL, Rejected: provider.Rejected})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := r.Paths[0]
+	b := client.Bucket(ws.Bucket)
+	data := []byte("survives a rotation")
+	for i, op := range []func() error{
+		func() error {
+			_, err := b.Put(ctx, ws.Prefix+"/rotated.txt", bytes.NewReader(data), int64(len(data)), time.Time{})
+			return err
+		},
+		func() error { _, err := b.Stat(ctx, ws.Prefix+"/rotated.txt"); return err },
+		func() error {
+			_, err := b.List(ctx, &bucket.ListRequest{Prefix: ws.Prefix + "/", Delimiter: "/"})
+			return err
+		},
+		func() error {
+			rd, err := b.Read(ctx, ws.Prefix+"/rotated.txt", 0, -1, "")
+			if err == nil {
+				rd.Close()
+			}
+			return err
+		},
+	} {
+		time.Sleep(1100 * time.Millisecond) // the current key is now expired at the proxy
+		before := src.fetches.Load()
+		if err := op(); err != nil {
+			t.Errorf("operation %d after the key expired: %v", i, err)
+		}
+		if got := src.fetches.Load() - before; got != 1 {
+			t.Errorf("operation %d fetched %d new credentials, want 1", i, got)
+		}
+	}
+	if n := r.Proxy.Rejected(); n < 4 {
+		t.Errorf("proxy rejected %d requests, want at least 4 (one per operation)", n)
 	}
 }
