@@ -211,6 +211,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !ok {
 		return nil, syscall.ENOENT
 	}
+	if !d.fsys.authorized(b, prefix+name) {
+		return nil, syscall.EACCES
+	}
 	var e dirEntry
 	if l := d.freshListing(); l != nil {
 		var ok bool
@@ -253,6 +256,9 @@ func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno)
 	b, prefix, ok := d.location()
 	if !ok {
 		return nil, syscall.ENOENT
+	}
+	if !d.fsys.authorized(b, prefix) {
+		return nil, syscall.EACCES
 	}
 	l := d.freshListing()
 	if l == nil {

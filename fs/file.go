@@ -236,6 +236,9 @@ func newReadHandle(n *fileNode, bucketName, key string, info bucket.ObjectInfo) 
 // Read implements fusefs.FileReader. It always fills dest unless the object
 // ends first: the kernel takes a short read for the end of the file.
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if bk, key, ok := h.node.location(); ok && !h.node.fsys.authorized(bk, key) {
+		return nil, syscall.EACCES // the platform no longer authorizes the path
+	}
 	if off >= h.info.Size || off < 0 {
 		return fuse.ReadResultData(nil), 0
 	}

@@ -306,6 +306,49 @@ func (f *FS) access(bucketName, key string) (Root, bool) {
 	return f.tree.Load().access(bucketName, key)
 }
 
+// SetRoots replaces the authorized paths, as a platform's renewal may. New
+// paths appear at once; removed ones disappear, and operations on files
+// still open there fail with EACCES; a change between read-only and
+// read-write applies to the next operation. Unchanged roots are left alone.
+func (f *FS) SetRoots(roots []Root) {
+	old := f.tree.Load()
+	if slices.Equal(old.roots, roots) {
+		return
+	}
+	f.tree.Store(newTree(roots))
+	changed := map[string]bool{}
+	for _, r := range roots {
+		if !slices.Contains(old.roots, r) {
+			f.log.Info("authorized path added or changed", "uri", r.uri(), "read_only", r.ReadOnly)
+			changed[r.Bucket] = true
+		}
+	}
+	for _, r := range old.roots {
+		if !slices.ContainsFunc(roots, func(n Root) bool { return n.Bucket == r.Bucket && n.Prefix == r.Prefix }) {
+			f.log.Info("authorized path removed", "uri", r.uri())
+			changed[r.Bucket] = true
+		}
+	}
+	// Make the kernel look the changed buckets up again.
+	for b := range changed {
+		f.root.NotifyEntry(b)
+	}
+}
+
+// uri returns the root as s3://bucket/prefix.
+func (r Root) uri() string {
+	if r.Prefix == "" {
+		return "s3://" + r.Bucket
+	}
+	return "s3://" + r.Bucket + "/" + r.Prefix
+}
+
+// authorized reports whether some authorized path holds key in bucket.
+func (f *FS) authorized(bucketName, key string) bool {
+	_, ok := f.access(bucketName, key)
+	return ok
+}
+
 // writable reports whether key in bucket may be changed.
 func (f *FS) writable(bucketName, key string) bool {
 	if f.opts.ReadOnly {

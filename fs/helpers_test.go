@@ -97,6 +97,13 @@ type testMount struct {
 // even if the test fails.
 func mountFS(t testing.TB, fsOpts fs.Options) string {
 	t.Helper()
+	dir, _ := mountFSWith(t, fsOpts)
+	return dir
+}
+
+// mountFSWith is mountFS that also returns the filesystem.
+func mountFSWith(t testing.TB, fsOpts fs.Options) (string, *fs.FS) {
+	t.Helper()
 	if fsOpts.StagingDir == "" {
 		fsOpts.StagingDir = t.TempDir()
 	}
@@ -127,7 +134,7 @@ func mountFS(t testing.TB, fsOpts fs.Options) string {
 			t.Errorf("removing the staging directory: %v", err)
 		}
 	})
-	return dir
+	return dir, fsys
 }
 
 // mountRig mounts the rig's authorized paths through its MAAP emulator and
@@ -151,12 +158,16 @@ func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var roots []fs.Root
-	for _, p := range provider.Paths() {
-		roots = append(roots, fs.Root{Bucket: p.Bucket, Prefix: p.Prefix, ReadOnly: p.Access != creds.ReadWrite})
+	toRoots := func(paths []creds.Path) []fs.Root {
+		var roots []fs.Root
+		for _, p := range paths {
+			roots = append(roots, fs.Root{Bucket: p.Bucket, Prefix: p.Prefix, ReadOnly: p.Access != creds.ReadWrite})
+		}
+		return roots
 	}
-	dir := mountFS(t, fs.Options{Roots: roots, Bucket: client.Bucket, MetadataTTL: ttl, Logger: logger,
+	dir, fsys := mountFSWith(t, fs.Options{Roots: toRoots(provider.Paths()), Bucket: client.Bucket, MetadataTTL: ttl, Logger: logger,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+	provider.OnPaths(func(paths []creds.Path) { fsys.SetRoots(toRoots(paths)) })
 	return &testMount{dir: dir, provider: provider, logs: logs}
 }
 

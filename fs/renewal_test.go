@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -162,4 +163,58 @@ func fetchMAAPCredentials(t *testing.T, r *rig.Rig) rig.Credentials {
 	}
 	c := body.Credentials
 	return rig.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
+}
+
+// TestPathsFollowThePlatform changes the authorized paths the platform
+// hands out, and checks that the mount follows at the next renewal: a new
+// path appears, a removed one disappears (and a file open there fails with
+// EACCES), and a read-only path becomes writable.
+func TestPathsFollowThePlatform(t *testing.T) {
+	r := startRig(t, rig.Options{Seed: true, Lifetime: 3 * time.Second})
+	m := mountRig(t, r, time.Second)
+	open, err := os.Open(filepath.Join(m.dir, "shared-project-bucket/team-data/notes.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	ro := filepath.Join(m.dir, "public-reference-data/smap/v9/now-writable.txt")
+	if err := os.WriteFile(ro, []byte("x"), 0o644); !isErrno(err, syscall.EROFS) {
+		t.Fatalf("write to the read-only path before the change: %v, want EROFS", err)
+	}
+
+	paths := []rig.AuthorizedPath{
+		r.Paths[0], // the workspace, unchanged
+		{Bucket: "public-reference-data", Prefix: "smap/v9", Type: rig.TypeOrg, Access: rig.AccessReadWrite},
+		{Bucket: "maap-ops-workspace", Prefix: "shared-scratch", Type: rig.TypeOrg, Access: rig.AccessReadWrite},
+	}
+	r.MAAP.SetPaths(paths)
+	before := m.provider.Renewals()
+	deadline := time.Now().Add(30 * time.Second)
+	for m.provider.Renewals() < before+2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m.provider.Renewals() < before+2 {
+		t.Fatalf("no renewal within 30s")
+	}
+
+	if got := readDirNames(t, m.dir); !slices.Equal(got, []string{"maap-ops-workspace/", "public-reference-data/"}) {
+		t.Errorf("mount root = %q, want the removed bucket gone", got)
+	}
+	if got := readDirNames(t, filepath.Join(m.dir, "maap-ops-workspace")); !slices.Equal(got, []string{"jdoe/", "shared-scratch/"}) {
+		t.Errorf("maap-ops-workspace = %q, want the new path", got)
+	}
+	if _, err := os.Stat(filepath.Join(m.dir, "shared-project-bucket/team-data")); !os.IsNotExist(err) {
+		t.Errorf("removed path: Stat = %v, want not-exist", err)
+	}
+	if _, err := open.Read(make([]byte, 10)); !isErrno(err, syscall.EACCES) {
+		t.Errorf("read of a file open on a removed path: %v, want EACCES", err)
+	}
+	if err := os.WriteFile(ro, []byte("now writable\n"), 0o644); err != nil {
+		t.Errorf("write to the path made read-write: %v", err)
+	} else if got := getObject(t, r, "public-reference-data", "smap/v9/now-writable.txt"); string(got) != "now writable\n" {
+		t.Errorf("object = %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(m.dir, "maap-ops-workspace/shared-scratch/new.txt"), []byte("new"), 0o644); err != nil {
+		t.Errorf("write to the new path: %v", err)
+	}
 }

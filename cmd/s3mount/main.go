@@ -302,15 +302,13 @@ func mount(cfg *config) int {
 		return fail("%v", err)
 	}
 
-	roots := make([]fs.Root, 0, len(paths))
-	for _, p := range paths {
-		ro := p.Access != creds.ReadWrite || cfg.readOnly
-		roots = append(roots, fs.Root{Bucket: p.Bucket, Prefix: p.Prefix, ReadOnly: ro})
+	roots := toRoots(paths, cfg.readOnly)
+	for _, r := range roots {
 		access := "read-write"
-		if ro {
+		if r.ReadOnly {
 			access = "read-only"
 		}
-		logger.Info("authorized path", "uri", p.URI(), "access", access, "at", filepath.Join(cfg.mountpoint, p.Bucket, p.Prefix))
+		logger.Info("authorized path", "bucket", r.Bucket, "prefix", r.Prefix, "access", access, "at", filepath.Join(cfg.mountpoint, r.Bucket, r.Prefix))
 	}
 	fsys, err := fs.New(fs.Options{
 		Roots:       roots,
@@ -335,6 +333,8 @@ func mount(cfg *config) int {
 		return fail("%v", err)
 	}
 
+	// The platform may change the authorized paths at any renewal.
+	provider.OnPaths(func(paths []creds.Path) { fsys.SetRoots(toRoots(paths, cfg.readOnly)) })
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go provider.Run(ctx)
@@ -443,6 +443,15 @@ func printCredentials(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// toRoots turns authorized paths into the filesystem's roots.
+func toRoots(paths []creds.Path, readOnly bool) []fs.Root {
+	roots := make([]fs.Root, 0, len(paths))
+	for _, p := range paths {
+		roots = append(roots, fs.Root{Bucket: p.Bucket, Prefix: p.Prefix, ReadOnly: p.Access != creds.ReadWrite || readOnly})
+	}
+	return roots
 }
 
 // newSource picks the credentials source and its default region.
