@@ -3,10 +3,12 @@ package fs_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -216,5 +218,43 @@ func TestPathsFollowThePlatform(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(m.dir, "maap-ops-workspace/shared-scratch/new.txt"), []byte("new"), 0o644); err != nil {
 		t.Errorf("write to the new path: %v", err)
+	}
+}
+
+// TestUploadSpansRotations writes a three-part file slowly enough that the
+// credentials rotate at least twice during the upload: each part is signed
+// when it is sent, so the upload completes with the right bytes.
+func TestUploadSpansRotations(t *testing.T) {
+	r := startRig(t, rig.Options{Seed: true, Lifetime: 3 * time.Second})
+	m := mountRig(t, r, time.Minute)
+	data := make([]byte, 3*8<<20+12345)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	f, err := os.Create(filepath.Join(m.dir, "maap-ops-workspace/jdoe/rotated.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := m.provider.Renewals()
+	const chunk = 8 << 20
+	for off := 0; off < len(data); off += chunk {
+		if _, err := f.Write(data[off:min(off+chunk, len(data))]); err != nil {
+			t.Fatalf("write at %d: %v", off, err)
+		}
+		time.Sleep(2 * time.Second) // past the next renewal
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if n := m.provider.Renewals() - start; n < 2 {
+		t.Errorf("%d renewals during the upload, want at least 2", n)
+	}
+	got := getObject(t, r, "maap-ops-workspace", "jdoe/rotated.bin")
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Errorf("uploaded object (%d bytes) differs from the %d bytes written", len(got), len(data))
+	}
+	if n := r.Proxy.Rejected(); n != 0 {
+		t.Logf("%d requests were refused and retried with new credentials", n)
 	}
 }
