@@ -103,8 +103,8 @@ type Grant struct {
 type Source interface {
 	// Name names the platform for logs and errors, e.g. "MAAP".
 	Name() string
-	// Fetch asks the platform for a new grant. The credentials must carry
-	// their expiry (CanExpire and Expires set).
+	// Fetch asks the platform for a new grant. Credentials that expire
+	// carry their expiry (CanExpire and Expires); long-term keys do not.
 	Fetch(ctx context.Context) (Grant, error)
 }
 
@@ -265,9 +265,6 @@ func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	if err == nil && !g.Credentials.HasKeys() {
 		err = fmt.Errorf("%s returned empty credentials", p.src.Name())
 	}
-	if err == nil && !g.Credentials.CanExpire {
-		err = fmt.Errorf("%s returned credentials without an expiry", p.src.Name())
-	}
 	now = p.opts.Now()
 	if err != nil {
 		p.recordFailure(now, err)
@@ -289,6 +286,13 @@ func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	p.mu.Unlock()
 
 	n := p.renewals.Add(1)
+	if !g.Credentials.CanExpire {
+		p.opts.Logger.Debug("credentials do not expire", "source", p.src.Name())
+		if onPaths != nil {
+			onPaths(paths)
+		}
+		return g.Credentials, nil
+	}
 	lifetime := g.Credentials.Expires.Sub(now).Round(time.Second)
 	if recovered {
 		p.opts.Logger.Info("credentials renewed after failures", "source", p.src.Name(), "valid_for", lifetime)

@@ -55,13 +55,66 @@ type config struct {
 	debugFUSE      bool
 	allowOther     bool
 	uid, gid       int
-	fileMode       uint
-	dirMode        uint
+	fileMode       octalMode
+	dirMode        octalMode
 	metadataTTL    time.Duration
 	logFile        string
 	stagingDir     string
 	renameLimit    int
 	writeMemoryMiB int
+	// Provider settings.
+	workspace string
+	tokenFile string
+	daac      string
+	profile   string
+	paths     pathFlags
+}
+
+// octalMode is a permission-bits flag, read and shown in octal.
+type octalMode uint32
+
+func (m *octalMode) String() string { return fmt.Sprintf("%04o", uint32(*m)) }
+
+func (m *octalMode) Set(v string) error {
+	n, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || n > 0o777 {
+		return fmt.Errorf("%q is not permission bits in octal, such as 0644", v)
+	}
+	*m = octalMode(n)
+	return nil
+}
+
+// pathFlags collects repeated --path s3://bucket/prefix[:ro|:rw] flags.
+type pathFlags []creds.Path
+
+func (p *pathFlags) String() string { return fmt.Sprint(*p) }
+
+func (p *pathFlags) Set(v string) error {
+	access := creds.ReadWrite
+	if rest, ok := strings.CutSuffix(v, ":ro"); ok {
+		v, access = rest, creds.ReadOnly
+	} else if rest, ok := strings.CutSuffix(v, ":rw"); ok {
+		v = rest
+	}
+	path, err := creds.ParseS3URI(v)
+	if err != nil {
+		return err
+	}
+	path.Access = access
+	*p = append(*p, path)
+	return nil
+}
+
+// providerFlags adds the flags that choose and configure the credentials
+// provider, shared by mounting and by s3mount credentials.
+func providerFlags(f *flag.FlagSet, cfg *config) {
+	f.StringVar(&cfg.provider, "provider", "", "where credentials come from: maap, eodh, earthdata or aws (default: maap if MAAP_PGT is set, eodh if EODH_API_TOKEN and a workspace are, else aws)")
+	f.StringVar(&cfg.credentialsURL, "credentials-url", "", "the platform's credentials URL (maap, earthdata) or base URL (eodh), replacing the default")
+	f.StringVar(&cfg.workspace, "workspace", "", "EO DataHub workspace (default: EODH_WORKSPACE)")
+	f.StringVar(&cfg.tokenFile, "token-file", "", "file holding the EO DataHub workspace API token (default: EODH_API_TOKEN)")
+	f.StringVar(&cfg.daac, "daac", "", "NASA Earthdata DAAC whose /s3credentials to use: "+strings.Join(creds.DAACNames(), ", "))
+	f.StringVar(&cfg.profile, "profile", "", "AWS shared-config profile for the aws provider (default: AWS_PROFILE)")
+	f.Var(&cfg.paths, "path", "S3 path to mount, s3://bucket/prefix[:ro|:rw] (repeatable; earthdata and aws)")
 }
 
 func main() {
@@ -96,8 +149,7 @@ func parseFlags(args []string) (*config, error) {
 	f := flag.NewFlagSet("s3mount", flag.ContinueOnError)
 	f.SetOutput(os.Stderr)
 	f.BoolVar(&cfg.foreground, "foreground", false, "stay in the foreground and log to stderr (default: run in the background once mounted)")
-	f.StringVar(&cfg.provider, "provider", "", "where credentials come from: maap (default when MAAP_PGT is set)")
-	f.StringVar(&cfg.credentialsURL, "credentials-url", "", "full URL of the platform's credentials endpoint (default: from MAAP_API_HOST and MAAP_API_HOST_SCHEME)")
+	providerFlags(f, cfg)
 	f.StringVar(&cfg.endpointURL, "endpoint-url", "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or AWS S3)")
 	f.StringVar(&cfg.region, "region", "", "S3 region (default: AWS_REGION, AWS_DEFAULT_REGION, or the platform's region)")
 	f.BoolVar(&cfg.forcePathStyle, "force-path-style", false, "use path-style S3 URLs (on by itself for IP-address and localhost endpoints)")
@@ -107,8 +159,9 @@ func parseFlags(args []string) (*config, error) {
 	f.BoolVar(&cfg.allowOther, "allow-other", false, "let other users access the mount")
 	f.IntVar(&cfg.uid, "uid", os.Getuid(), "owner of every file")
 	f.IntVar(&cfg.gid, "gid", os.Getgid(), "group of every file")
-	f.UintVar(&cfg.fileMode, "file-mode", 0o644, "permission bits of files (read-only paths lose write bits)")
-	f.UintVar(&cfg.dirMode, "dir-mode", 0o755, "permission bits of directories (read-only paths lose write bits)")
+	cfg.fileMode, cfg.dirMode = 0o644, 0o755
+	f.Var(&cfg.fileMode, "file-mode", "permission bits of files, in octal (read-only paths lose write bits)")
+	f.Var(&cfg.dirMode, "dir-mode", "permission bits of directories, in octal (read-only paths lose write bits)")
 	f.DurationVar(&cfg.metadataTTL, "metadata-ttl", 60*time.Second, "how long listings and file attributes are cached")
 	f.StringVar(&cfg.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, "+defaultLogFile()+" in the background)")
 	f.StringVar(&cfg.stagingDir, "staging-dir", "", "where files open for writing are staged (default: $XDG_CACHE_HOME/s3mount/staging)")
@@ -136,9 +189,6 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if len(positional) != 1 {
 		return nil, fmt.Errorf("expected exactly one MOUNTPOINT, got %d", len(positional))
-	}
-	if cfg.fileMode > 0o777 || cfg.dirMode > 0o777 {
-		return nil, fmt.Errorf("--file-mode and --dir-mode take permission bits, such as 0644")
 	}
 	if cfg.writeMemoryMiB < 16 {
 		return nil, fmt.Errorf("--write-memory must be at least 16 (MiB)")
@@ -400,8 +450,7 @@ func unmount(srv *fuse.Server, mountpoint string, done <-chan struct{}, logger *
 func printCredentials(args []string) int {
 	cfg := &config{}
 	f := flag.NewFlagSet("s3mount credentials", flag.ContinueOnError)
-	f.StringVar(&cfg.provider, "provider", "", "where credentials come from: maap (default when MAAP_PGT is set)")
-	f.StringVar(&cfg.credentialsURL, "credentials-url", "", "full URL of the platform's credentials endpoint")
+	providerFlags(f, cfg)
 	f.Usage = func() {
 		fmt.Fprintf(f.Output(), "Usage: s3mount credentials [flags]\n\nPrints temporary AWS credentials as credential_process JSON. In ~/.aws/config:\n\n  [profile maap]\n  credential_process = s3mount credentials\n\nFlags:\n")
 		f.PrintDefaults()
@@ -461,16 +510,36 @@ func newSource(cfg *config) (creds.Source, string, error) {
 		switch {
 		case os.Getenv("MAAP_PGT") != "":
 			provider = "maap"
+		case (os.Getenv("EODH_API_TOKEN") != "" || cfg.tokenFile != "") && firstNonEmpty(cfg.workspace, os.Getenv("EODH_WORKSPACE")) != "":
+			provider = "eodh"
 		default:
-			return nil, "", errors.New("no credentials provider: set MAAP_PGT (it is set inside a MAAP workspace) or pass --provider")
+			provider = "aws"
 		}
 	}
 	switch provider {
 	case "maap":
 		src, err := creds.NewMAAP(creds.MAAPOptions{URL: cfg.credentialsURL})
 		return src, "us-west-2", err
+	case "eodh":
+		src, err := creds.NewEODH(creds.EODHOptions{BaseURL: cfg.credentialsURL, Workspace: cfg.workspace, TokenFile: cfg.tokenFile})
+		return src, "eu-west-2", err
+	case "earthdata":
+		if len(cfg.paths) == 0 {
+			return nil, "", errors.New("the earthdata provider needs the paths to mount, from the data's CMR links: --path s3://bucket/prefix (repeatable)")
+		}
+		src, err := creds.NewEarthdata(creds.EarthdataOptions{URL: cfg.credentialsURL, DAAC: cfg.daac, Paths: cfg.paths})
+		return src, "us-west-2", err
+	case "aws":
+		if len(cfg.paths) == 0 {
+			return nil, "", errors.New("no credentials provider: set MAAP_PGT (MAAP), EODH_API_TOKEN and --workspace (EO DataHub), or use --provider earthdata or aws with --path s3://bucket/prefix")
+		}
+		src, err := creds.NewAWS(context.Background(), creds.AWSOptions{Profile: cfg.profile, Paths: cfg.paths})
+		if err != nil {
+			return nil, "", err
+		}
+		return src, firstNonEmpty(src.Region(), "us-east-1"), nil
 	}
-	return nil, "", fmt.Errorf("unknown --provider %q (supported: maap)", provider)
+	return nil, "", fmt.Errorf("unknown --provider %q (supported: maap, eodh, earthdata, aws)", provider)
 }
 
 func firstNonEmpty(s ...string) string {

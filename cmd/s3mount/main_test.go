@@ -986,3 +986,70 @@ func TestCredentialsProcess(t *testing.T) {
 		t.Errorf("credentials with a wrong ticket: %v", res)
 	}
 }
+
+// TestOtherProviders mounts an EO DataHub workspace and NASA Earthdata
+// paths through the binary, each against its emulator in the rig.
+func TestOtherProviders(t *testing.T) {
+	r := getSharedRig(t)
+	ctx := context.Background()
+	s3env := []string{"AWS_ENDPOINT_URL_S3=" + r.Proxy.URL, "AWS_REGION=" + rig.Region}
+
+	t.Run("eodh", func(t *testing.T) {
+		bucket := rig.EODHDefaultBucket
+		if _, err := r.MinIO.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil &&
+			!strings.Contains(err.Error(), "BucketAlreadyOwnedByYou") {
+			t.Fatal(err)
+		}
+		if _, err := r.MinIO.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket),
+			Key: aws.String("james-workspace/hello.txt"), Body: strings.NewReader("hello from EODH\n")}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := rig.StartEODH(rig.EODHOptions{MinIO: r.MinIO, Proxy: r.Proxy, Tokens: []string{"eodh-token-123"}, Workspace: "james-workspace"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		tokenFile := filepath.Join(t.TempDir(), "token")
+		os.WriteFile(tokenFile, []byte("eodh-token-123\n"), 0o600)
+		dir := mountDir(t)
+		// Chosen without --provider: a token and a workspace mean EO DataHub.
+		p := startForeground(t, dir, env(append(s3env, "EODH_API_URL="+e.URL, "EODH_WORKSPACE=james-workspace")...),
+			"--foreground", "--token-file", tokenFile, dir)
+		p.waitMounted(t, dir)
+		if got := mustRunTool(t, "cat", filepath.Join(dir, bucket, "james-workspace/hello.txt")); got != "hello from EODH\n" {
+			t.Errorf("cat through the EODH mount = %q", got)
+		}
+		mustRunTool(t, "cp", "/etc/hostname", filepath.Join(dir, bucket, "james-workspace/copied"))
+		if code := p.signalAndWait(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("exit status %d", code)
+		}
+	})
+
+	t.Run("earthdata", func(t *testing.T) {
+		path := rig.AuthorizedPath{Bucket: "public-reference-data", Prefix: "smap/v9", Type: rig.TypeOrg, Access: rig.AccessReadOnly}
+		e, err := rig.StartEarthdata(rig.EarthdataOptions{MinIO: r.MinIO, Proxy: r.Proxy, Tokens: []string{"edl-token-456"},
+			Paths: []rig.AuthorizedPath{path}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		dir := mountDir(t)
+		p := startForeground(t, dir, env(append(s3env, "EARTHDATA_TOKEN=edl-token-456", "EARTHDATA_LOGIN_URL="+e.LoginURL)...),
+			"--foreground", "--provider", "earthdata", "--credentials-url", e.CredentialsURL,
+			"--path", "s3://public-reference-data/smap/v9", dir)
+		p.waitMounted(t, dir)
+		granule := filepath.Join(dir, "public-reference-data/smap/v9/granules/g001.txt")
+		if got := mustRunTool(t, "cat", granule); got != seeded(t, r, "public-reference-data", "smap/v9/granules/g001.txt") {
+			t.Errorf("cat through the Earthdata mount = %q", got)
+		}
+		if out, err := runTool(t, "touch", filepath.Join(dir, "public-reference-data/smap/v9/new")); err == nil || !strings.Contains(out, "Read-only file system") {
+			t.Errorf("touch on Earthdata paths: %v %q, want Read-only file system", err, out)
+		}
+		if e.LastAppName() != "s3mount" || !strings.HasPrefix(e.LastUserAgent(), "s3mount/") {
+			t.Errorf("app-name %q, User-Agent %q", e.LastAppName(), e.LastUserAgent())
+		}
+		if code := p.signalAndWait(t, syscall.SIGTERM); code != 0 {
+			t.Errorf("exit status %d", code)
+		}
+	})
+}
