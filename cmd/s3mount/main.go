@@ -64,6 +64,7 @@ type config struct {
 	writeMemoryMiB int
 	// Provider settings.
 	workspace string
+	bucket    string
 	tokenFile string
 	daac      string
 	profile   string
@@ -111,7 +112,8 @@ func providerFlags(f *flag.FlagSet, cfg *config) {
 	f.StringVar(&cfg.provider, "provider", "", "where credentials come from: maap, eodh, earthdata or aws (default: maap if MAAP_PGT is set, eodh if EODH_API_TOKEN and a workspace are, else aws)")
 	f.StringVar(&cfg.credentialsURL, "credentials-url", "", "the platform's credentials URL (maap, earthdata) or base URL (eodh), replacing the default")
 	f.StringVar(&cfg.workspace, "workspace", "", "EO DataHub workspace (default: EODH_WORKSPACE)")
-	f.StringVar(&cfg.tokenFile, "token-file", "", "file holding the EO DataHub workspace API token (default: EODH_API_TOKEN)")
+	f.StringVar(&cfg.bucket, "bucket", "", "EO DataHub workspaces bucket (default: workspaces-eodhp)")
+	f.StringVar(&cfg.tokenFile, "token-file", "", "file holding the EO DataHub workspace API token (default: EODH_API_TOKEN), or a MAAP bearer token used when MAAP_PGT is unset")
 	f.StringVar(&cfg.daac, "daac", "", "NASA Earthdata DAAC whose /s3credentials to use: "+strings.Join(creds.DAACNames(), ", "))
 	f.StringVar(&cfg.profile, "profile", "", "AWS shared-config profile for the aws provider (default: AWS_PROFILE)")
 	f.Var(&cfg.paths, "path", "S3 path to mount, s3://bucket/prefix[:ro|:rw] (repeatable; earthdata and aws)")
@@ -518,10 +520,18 @@ func newSource(cfg *config) (creds.Source, string, error) {
 	}
 	switch provider {
 	case "maap":
-		src, err := creds.NewMAAP(creds.MAAPOptions{URL: cfg.credentialsURL})
+		opts := creds.MAAPOptions{URL: cfg.credentialsURL}
+		if os.Getenv("MAAP_PGT") == "" && cfg.tokenFile != "" {
+			token, err := os.ReadFile(cfg.tokenFile)
+			if err != nil {
+				return nil, "", fmt.Errorf("reading --token-file: %w", err)
+			}
+			opts.BearerToken = strings.TrimSpace(string(token))
+		}
+		src, err := creds.NewMAAP(opts)
 		return src, "us-west-2", err
 	case "eodh":
-		src, err := creds.NewEODH(creds.EODHOptions{BaseURL: cfg.credentialsURL, Workspace: cfg.workspace, TokenFile: cfg.tokenFile})
+		src, err := creds.NewEODH(creds.EODHOptions{BaseURL: cfg.credentialsURL, Workspace: cfg.workspace, TokenFile: cfg.tokenFile, Bucket: cfg.bucket})
 		return src, "eu-west-2", err
 	case "earthdata":
 		if len(cfg.paths) == 0 {
