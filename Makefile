@@ -11,7 +11,7 @@ TESTFLAGS ?=
 
 help:
 	@echo "make demo    mount sample MAAP workspace paths from a local MinIO at $(MOUNT) (Ctrl-C stops)"
-	@echo "make test    run every test: unit tests with -race, real FUSE mounts over MinIO, short fuzzing"
+	@echo "make test    run every test: unit tests with -race, real FUSE mounts over MinIO, a 3-minute soak, short fuzzing"
 	@echo "make build   build bin/s3mount"
 	@echo "make fuzz    fuzz the parsers and the name mapping for FUZZTIME each (default $(FUZZTIME))"
 	@echo "make bench   read throughput through the mount against the SDK, side by side"
@@ -34,6 +34,8 @@ demo: deps build bin/s3mount-rig
 
 test: deps check
 	S3MOUNT_REQUIRE_RIG=1 $(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) ./...; \
+		status=$$?; ./scripts/cleanup-mounts.sh; exit $$status
+	S3MOUNT_REQUIRE_RIG=1 $(GO) test -count=1 -timeout 10m -run '^TestSoak$$' $(TESTFLAGS) ./fs; \
 		status=$$?; ./scripts/cleanup-mounts.sh; exit $$status
 	$(MAKE) fuzz
 

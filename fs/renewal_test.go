@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -256,5 +257,135 @@ func TestUploadSpansRotations(t *testing.T) {
 	}
 	if n := r.Proxy.Rejected(); n != 0 {
 		t.Logf("%d requests were refused and retried with new credentials", n)
+	}
+}
+
+// TestSoak reads, writes and lists continuously for three minutes through
+// a mount whose credentials are declared to last 5 seconds, with the
+// credentials endpoint down (503) for 20 seconds in the middle. The set
+// handed out just before the outage lasts 30 seconds, so the mount must
+// ride out the outage on valid credentials while its renewals fail and
+// retry: no operation may fail, before, during or after.
+func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three-minute soak")
+	}
+	if raceEnabled {
+		// Under the race detector, with the FUSE server in this test's own
+		// process, one run hung with a write(2) to the mount that never
+		// reached the server. make test runs the soak in its own step
+		// without -race.
+		t.Skip("runs without -race (make test)")
+	}
+	r := startRig(t, rig.Options{Seed: true, Lifetime: 5 * time.Second})
+	m := mountRig(t, r, time.Second)
+	ws := filepath.Join(m.dir, "maap-ops-workspace", "jdoe")
+	sample := rig.SampleBin()
+	start := time.Now()
+	deadline := start.Add(3 * time.Minute)
+
+	var (
+		ops, failures atomic.Int64
+		errMu         sync.Mutex // guards errs
+		errs          []string
+	)
+	fail := func(format string, a ...any) {
+		failures.Add(1)
+		errMu.Lock()
+		if len(errs) < 10 {
+			errs = append(errs, fmt.Sprintf("%v: ", time.Since(start).Round(time.Second))+fmt.Sprintf(format, a...))
+		}
+		errMu.Unlock()
+	}
+	var wg sync.WaitGroup
+	// Reads that reach S3 every time.
+	wg.Go(func() {
+		buf := make([]byte, 1<<20)
+		for off := int64(0); time.Now().Before(deadline); off = (off + int64(len(buf))) % int64(len(sample)) {
+			f, err := os.OpenFile(filepath.Join(ws, "data", "sample.bin"), os.O_RDONLY|syscall.O_DIRECT, 0)
+			if err != nil {
+				fail("open: %v", err)
+				continue
+			}
+			n, err := f.ReadAt(buf, off)
+			f.Close()
+			if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], sample[off:off+int64(n)]) {
+				fail("read at %d: %v", off, err)
+			}
+			ops.Add(1)
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	// Writes of small and multipart files, read back through S3.
+	for w := range 2 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 9))
+			for i := 0; time.Now().Before(deadline); i++ {
+				size := 1 + rng.IntN(64<<10)
+				if i%10 == 0 {
+					size = 9<<20 + rng.IntN(1<<20) // two parts
+				}
+				data := make([]byte, size)
+				for j := range data {
+					data[j] = byte(rng.Uint32())
+				}
+				name := filepath.Join(ws, "soak", fmt.Sprintf("w%d-%d.bin", w, i%20))
+				if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+					fail("mkdir: %v", err)
+				}
+				if err := os.WriteFile(name, data, 0o644); err != nil {
+					fail("write %s: %v", filepath.Base(name), err)
+					continue
+				}
+				if got := getObject(t, r, "maap-ops-workspace", "jdoe/soak/"+filepath.Base(name)); !bytes.Equal(got, data) {
+					fail("object %s differs from what was written", filepath.Base(name))
+				}
+				ops.Add(1)
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	// Listings and attributes, which expire every second.
+	wg.Go(func() {
+		for time.Now().Before(deadline) {
+			if _, err := os.ReadDir(filepath.Join(ws, "results")); err != nil {
+				fail("ReadDir: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(ws, "README.txt")); err != nil {
+				fail("Stat: %v", err)
+			}
+			ops.Add(1)
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	// The outage.
+	wg.Go(func() {
+		time.Sleep(80 * time.Second)
+		r.MAAP.SetLifetime(30 * time.Second)
+		before := m.provider.Renewals()
+		for m.provider.Renewals() == before && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		r.MAAP.SetMode(rig.ModeUnavailable)
+		r.MAAP.SetLifetime(5 * time.Second)
+		time.Sleep(20 * time.Second)
+		r.MAAP.SetMode(rig.ModeOK)
+	})
+	wg.Wait()
+
+	renewals := m.provider.Renewals()
+	t.Logf("%d operations in %v, %d renewals, %d requests refused and retried", ops.Load(), time.Since(start).Round(time.Second), renewals, r.Proxy.Rejected())
+	if n := failures.Load(); n > 0 {
+		t.Errorf("%d of %d operations failed; first: %q", n, ops.Load(), errs)
+	}
+	// About one renewal every 2.5 s outside the outage: ask for half.
+	if renewals < 30 {
+		t.Errorf("%d renewals in 3 minutes of 5-second credentials, want at least 30", renewals)
+	}
+	if !strings.Contains(m.logs.String(), "credential renewal failed; still using the current credentials") {
+		t.Errorf("the outage was not logged")
+	}
+	if !strings.Contains(m.logs.String(), "credentials renewed after failures") {
+		t.Errorf("the recovery was not logged")
 	}
 }
