@@ -177,7 +177,7 @@ func parseFlags(args []string) (*config, error) {
 	// Flags may come before or after the mountpoint.
 	var positional []string
 	for {
-		if err := f.Parse(args); err != nil {
+		if err := parseQuietly(f, args); err != nil {
 			return nil, err
 		}
 		if f.NArg() == 0 {
@@ -204,6 +204,23 @@ func parseFlags(args []string) (*config, error) {
 	}
 	cfg.mountpoint = mp
 	return cfg, nil
+}
+
+// parseQuietly parses args, printing the full usage only for --help: a
+// wrong flag gets one line that names it, written --flag as users type it.
+func parseQuietly(f *flag.FlagSet, args []string) error {
+	out := f.Output()
+	f.SetOutput(io.Discard)
+	err := f.Parse(args)
+	f.SetOutput(out)
+	if errors.Is(err, flag.ErrHelp) {
+		f.Usage()
+		return err
+	}
+	if err != nil {
+		return errors.New(strings.Replace(err.Error(), " -", " --", 1))
+	}
+	return nil
 }
 
 func defaultLogFile() string {
@@ -457,10 +474,11 @@ func printCredentials(args []string) int {
 		fmt.Fprintf(f.Output(), "Usage: s3mount credentials [flags]\n\nPrints temporary AWS credentials as credential_process JSON. In ~/.aws/config:\n\n  [profile maap]\n  credential_process = s3mount credentials\n\nFlags:\n")
 		f.PrintDefaults()
 	}
-	if err := f.Parse(args); err != nil {
+	if err := parseQuietly(f, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(os.Stderr, "s3mount credentials: %v\nRun 's3mount credentials --help' for usage.\n", err)
 		return 2
 	}
 	if f.NArg() > 0 {
