@@ -388,6 +388,30 @@ func (p *Provider) Rejected(accessKeyID string) bool {
 	return true
 }
 
+// nearExpiry is how close to their expiry credentials are when a denial
+// (403) is taken as S3 seeing them expired, e.g. because of clock skew.
+const nearExpiry = time.Minute
+
+// DeniedNearExpiry tells the provider that S3 denied a request (403) signed
+// with this access key ID. If those credentials expire within a minute, or
+// were already replaced, the denial may only mean S3 saw them expired: they
+// are dropped if still current, and it reports true so that the caller
+// retries once. A denial on fresh credentials is a real one: false.
+func (p *Provider) DeniedNearExpiry(accessKeyID string) bool {
+	p.mu.Lock()
+	current := p.current
+	p.mu.Unlock()
+	if accessKeyID != current.AccessKeyID {
+		return accessKeyID != "" // replaced since the request was signed
+	}
+	if !current.CanExpire || p.opts.Now().Before(current.Expires.Add(-nearExpiry)) {
+		return false
+	}
+	p.opts.Logger.Info("S3 denied credentials that are about to expire; renewing them now", "source", p.src.Name())
+	p.cache.Invalidate()
+	return true
+}
+
 // LastError returns the error of the latest failed renewal, or nil if the
 // latest renewal succeeded.
 func (p *Provider) LastError() error {

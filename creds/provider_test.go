@@ -209,3 +209,26 @@ func TestStartReportsCause(t *testing.T) {
 		t.Errorf("Start = %v, want the source's error", err)
 	}
 }
+
+func TestDeniedNearExpiry(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	src := &fakeSource{now: clock.Now, lifetime: time.Hour}
+	p := NewProvider(src, Options{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))})
+	c, err := p.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.DeniedNearExpiry(c.AccessKeyID) {
+		t.Error("a denial of fresh credentials was taken for an expiry")
+	}
+	clock.Advance(59*time.Minute + 30*time.Second)
+	if !p.DeniedNearExpiry(c.AccessKeyID) {
+		t.Error("a denial 30s before expiry was not taken for an expiry")
+	}
+	if !p.DeniedNearExpiry("AK-an-older-key") {
+		t.Error("a denial of replaced credentials should be retried with the current ones")
+	}
+	if p.DeniedNearExpiry("") {
+		t.Error("a denial with no known key was retried")
+	}
+}

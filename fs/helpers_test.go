@@ -154,7 +154,7 @@ func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
 	}
 	go provider.Run(ctx)
 	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region, Endpoint: r.Proxy.URL,
-		Rejected: provider.Rejected})
+		Rejected: provider.Rejected, DeniedNearExpiry: provider.DeniedNearExpiry})
 	if err != nil {
 		t.Fatal(err)
 	}

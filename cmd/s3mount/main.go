@@ -366,6 +366,8 @@ func mount(cfg *config) int {
 		PathStyle:   cfg.forcePathStyle,
 		UserAgent:   "s3mount-" + version,
 		Rejected:    provider.Rejected,
+		// A 403 right after expiry (clock skew) is renewed and retried too.
+		DeniedNearExpiry: provider.DeniedNearExpiry,
 	})
 	if err != nil {
 		return fail("%v", err)

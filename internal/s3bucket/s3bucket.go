@@ -62,6 +62,10 @@ type Options struct {
 	// cached, and report whether a retry can use others. The request is then
 	// retried once.
 	Rejected func(accessKeyID string) bool
+	// DeniedNearExpiry, if set, is called with the access key ID of a
+	// request S3 denied (403); if it reports true, the denial is taken as
+	// S3 seeing expired credentials and the request is retried once.
+	DeniedNearExpiry func(accessKeyID string) bool
 }
 
 // Client makes Buckets that share one S3 client.
@@ -69,6 +73,7 @@ type Client struct {
 	api      *s3.Client
 	creds    aws.CredentialsProvider
 	rejected func(string) bool
+	denied   func(string) bool
 }
 
 // New returns a Client. It reads the SDK's shared configuration (including
@@ -133,7 +138,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		// on every read.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &Client{api: api, creds: opts.Credentials, rejected: opts.Rejected}, nil
+	return &Client{api: api, creds: opts.Credentials, rejected: opts.Rejected, denied: opts.DeniedNearExpiry}, nil
 }
 
 // needsPathStyle reports whether a host cannot take bucket subdomains.
@@ -143,7 +148,7 @@ func needsPathStyle(host string) bool {
 
 // Bucket returns the named bucket.
 func (c *Client) Bucket(name string) bucket.Bucket {
-	return &s3Bucket{api: c.api, name: name, creds: c.creds, rejected: c.rejected}
+	return &s3Bucket{api: c.api, name: name, creds: c.creds, rejected: c.rejected, denied: c.denied}
 }
 
 type s3Bucket struct {
@@ -151,6 +156,7 @@ type s3Bucket struct {
 	name     string
 	creds    aws.CredentialsProvider
 	rejected func(string) bool
+	denied   func(string) bool
 }
 
 // retried runs call, and runs it once more if S3 refused its credentials
@@ -158,7 +164,7 @@ type s3Bucket struct {
 // and being checked, and a request in flight across a renewal must not fail.
 func retried[T any](ctx context.Context, b *s3Bucket, call func() (T, error)) (T, error) {
 	var key string
-	if b.rejected != nil {
+	if b.rejected != nil || b.denied != nil {
 		// The cache answers this from memory; the request signs with the
 		// same credentials unless a renewal slips in between.
 		if c, err := b.creds.Retrieve(ctx); err == nil {
@@ -166,10 +172,20 @@ func retried[T any](ctx context.Context, b *s3Bucket, call func() (T, error)) (T
 		}
 	}
 	v, err := call()
-	if err != nil && b.rejected != nil && credentialsRefused(err) && b.rejected(key) {
+	switch {
+	case err == nil:
+	case b.rejected != nil && credentialsRefused(err) && b.rejected(key):
+		v, err = call()
+	case b.denied != nil && isDenied(err) && b.denied(key):
 		v, err = call()
 	}
 	return v, err
+}
+
+// isDenied reports whether S3 answered 403.
+func isDenied(err error) bool {
+	var re *awshttp.ResponseError
+	return apiCode(err) == "AccessDenied" || (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden)
 }
 
 // credentialsRefused reports whether S3 refused the request's credentials as

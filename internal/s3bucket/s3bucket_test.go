@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -200,5 +201,64 @@ func TestRenewsOnRejection(t *testing.T) {
 	}
 	if n := r.Proxy.Rejected(); n < 4 {
 		t.Errorf("proxy rejected %d requests, want at least 4 (one per operation)", n)
+	}
+}
+
+// nearExpirySource hands out credentials declared to expire 30 seconds
+// from now.
+type nearExpirySource struct {
+	r       *rig.Rig
+	fetches atomic.Int32
+	first   atomic.Value // string: the first access key handed out
+}
+
+func (s *nearExpirySource) Name() string { return "test" }
+
+func (s *nearExpirySource) Fetch(ctx context.Context) (creds.Grant, error) {
+	s.fetches.Add(1)
+	c, err := s.r.MAAP.Mint(ctx, s.r.Paths, time.Hour)
+	if err != nil {
+		return creds.Grant{}, err
+	}
+	s.first.CompareAndSwap(nil, c.AccessKeyID)
+	return creds.Grant{Credentials: aws.Credentials{
+		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+		CanExpire: true, Expires: time.Now().Add(30 * time.Second),
+	}}, nil
+}
+
+// TestRenewsOnDenialNearExpiry: S3 answers 403 for credentials about to
+// expire (as with clock skew); the request is retried with new ones.
+func TestRenewsOnDenialNearExpiry(t *testing.T) {
+	r := startRig(t)
+	ctx := context.Background()
+	src := &nearExpirySource{r: r}
+	provider := creds.NewProvider(src, creds.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := provider.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Proxy.SetFault(func(w http.ResponseWriter, req *http.Request) bool {
+		if rig.AccessKeyID(req) == src.first.Load() {
+			rig.WriteS3Error(w, http.StatusForbidden, "AccessDenied", "Access Denied.")
+			return true
+		}
+		return false
+	})
+	t.Cleanup(func() { r.Proxy.SetFault(nil) })
+	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region,
+		Endpoint: r.Proxy.URL, Rejected: provider.Rejected, DeniedNearExpiry: provider.DeniedNearExpiry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := r.Paths[0]
+	if _, err := client.Bucket(ws.Bucket).List(ctx, &bucket.ListRequest{Prefix: ws.Prefix + "/"}); err != nil {
+		t.Errorf("List denied near expiry was not retried with new credentials: %v", err)
+	}
+	if n := src.fetches.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2", n)
+	}
+	// A denial of fresh credentials is not retried.
+	if _, err := client.Bucket(ws.Bucket).List(ctx, &bucket.ListRequest{Prefix: "other-user/"}); !errors.Is(err, bucket.ErrPermission) {
+		t.Errorf("List outside the path: %v, want ErrPermission", err)
 	}
 }
