@@ -15,8 +15,6 @@ import (
 	"sync"
 	"time"
 	"unicode"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // EarthdataDefaultLoginURL is Earthdata Login (URS). UAT is
@@ -226,14 +224,6 @@ func (e *Earthdata) Name() string { return "NASA Earthdata" }
 // URL returns the credentials URL, without any query.
 func (e *Earthdata) URL() string { return redact(e.url) }
 
-// earthdataResponse is the /s3credentials answer.
-type earthdataResponse struct {
-	AccessKeyID     string `json:"accessKeyId"`
-	SecretAccessKey string `json:"secretAccessKey"`
-	SessionToken    string `json:"sessionToken"`
-	Expiration      string `json:"expiration"`
-}
-
 // Fetch implements Source.
 func (e *Earthdata) Fetch(ctx context.Context) (Grant, error) {
 	token, fresh, err := e.currentToken(ctx)
@@ -338,24 +328,11 @@ func (e *Earthdata) answer(resp *response, token string, usedNewToken bool) (Gra
 // parseEarthdata decodes the /s3credentials answer, whatever its content
 // type said. Its errors never quote the body, which holds secrets.
 func parseEarthdata(body []byte, where string, paths []Path) (Grant, error) {
-	var r earthdataResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		if looksLikeHTML(body) {
-			return Grant{}, fmt.Errorf("NASA Earthdata credentials endpoint %s answered with an HTML page, not credentials; check the DAAC or the /s3credentials URL", where)
-		}
-		return Grant{}, fmt.Errorf("NASA Earthdata credentials endpoint %s answered with something that is not valid JSON (%d bytes); check the DAAC or the /s3credentials URL", where, len(body))
-	}
-	if r.AccessKeyID == "" || r.SecretAccessKey == "" {
-		return Grant{}, fmt.Errorf("NASA Earthdata credentials endpoint %s answered without an access key or secret; check the DAAC or the /s3credentials URL", where)
-	}
-	t, err := ParseExpiry(r.Expiration)
+	c, err := parseSTS(body, "NASA Earthdata", where, "check the DAAC or the /s3credentials URL")
 	if err != nil {
-		return Grant{}, fmt.Errorf("NASA Earthdata credentials expiry: %w", err)
+		return Grant{}, err
 	}
-	g := Grant{Credentials: aws.Credentials{
-		AccessKeyID: r.AccessKeyID, SecretAccessKey: r.SecretAccessKey, SessionToken: r.SessionToken,
-		CanExpire: true, Expires: t,
-	}}
+	g := Grant{Credentials: c}
 	if len(paths) > 0 {
 		g.Paths = append([]Path(nil), paths...)
 	}

@@ -2,14 +2,11 @@ package creds
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // EO DataHub defaults.
@@ -125,14 +122,6 @@ func (e *EODH) Name() string { return "EO DataHub" }
 // URL returns the credentials URL.
 func (e *EODH) URL() string { return redact(e.url) }
 
-// eodhResponse is the s3-tokens answer.
-type eodhResponse struct {
-	AccessKeyID     string `json:"accessKeyId"`
-	SecretAccessKey string `json:"secretAccessKey"`
-	SessionToken    string `json:"sessionToken"`
-	Expiration      string `json:"expiration"`
-}
-
 // Fetch implements Source.
 func (e *EODH) Fetch(ctx context.Context) (Grant, error) {
 	req, err := http.NewRequest(http.MethodPost, e.url.String(), nil)
@@ -173,27 +162,11 @@ func (e *EODH) Fetch(ctx context.Context) (Grant, error) {
 // parseEODH decodes the s3-tokens answer. Its errors never quote the body,
 // which holds secrets.
 func parseEODH(body []byte, where string, path Path) (Grant, error) {
-	var r eodhResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		if looksLikeHTML(body) {
-			return Grant{}, fmt.Errorf("EO DataHub credentials endpoint %s answered with an HTML page, not credentials; check the EO DataHub URL (EODH_API_URL)", where)
-		}
-		return Grant{}, fmt.Errorf("EO DataHub credentials endpoint %s answered with something that is not valid JSON (%d bytes); check the EO DataHub URL (EODH_API_URL)", where, len(body))
-	}
-	if r.AccessKeyID == "" || r.SecretAccessKey == "" {
-		return Grant{}, fmt.Errorf("EO DataHub credentials endpoint %s answered without an access key or secret; check the EO DataHub URL (EODH_API_URL)", where)
-	}
-	t, err := ParseExpiry(r.Expiration)
+	c, err := parseSTS(body, "EO DataHub", where, "check the EO DataHub URL (EODH_API_URL)")
 	if err != nil {
-		return Grant{}, fmt.Errorf("EO DataHub credentials expiry: %w", err)
+		return Grant{}, err
 	}
-	return Grant{
-		Credentials: aws.Credentials{
-			AccessKeyID: r.AccessKeyID, SecretAccessKey: r.SecretAccessKey, SessionToken: r.SessionToken,
-			CanExpire: true, Expires: t,
-		},
-		Paths: []Path{path},
-	}, nil
+	return Grant{Credentials: c, Paths: []Path{path}}, nil
 }
 
 // scrub replaces every non-empty secret in s, in case an endpoint echoes

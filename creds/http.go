@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // Version is s3mount's version, sent in the User-Agent. The command sets it.
@@ -163,4 +165,35 @@ func withDetail(msg, detail string) string {
 		return msg
 	}
 	return msg + " (the endpoint said: " + detail + ")"
+}
+
+// stsResponse is the camelCase STS JSON that EO DataHub and the Earthdata
+// /s3credentials endpoints answer with.
+type stsResponse struct {
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+	SessionToken    string `json:"sessionToken"`
+	Expiration      string `json:"expiration"`
+}
+
+// parseSTS decodes an stsResponse, whatever the Content-Type said. Its
+// errors name the platform and the endpoint, end with check (what to
+// check), and never quote the body, which holds secrets.
+func parseSTS(body []byte, platform, where, check string) (aws.Credentials, error) {
+	var r stsResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		if looksLikeHTML(body) {
+			return aws.Credentials{}, fmt.Errorf("%s credentials endpoint %s answered with an HTML page, not credentials; %s", platform, where, check)
+		}
+		return aws.Credentials{}, fmt.Errorf("%s credentials endpoint %s answered with something that is not valid JSON (%d bytes); %s", platform, where, len(body), check)
+	}
+	if r.AccessKeyID == "" || r.SecretAccessKey == "" {
+		return aws.Credentials{}, fmt.Errorf("%s credentials endpoint %s answered without an access key or secret; %s", platform, where, check)
+	}
+	t, err := ParseExpiry(r.Expiration)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("%s credentials expiry: %w", platform, err)
+	}
+	return aws.Credentials{AccessKeyID: r.AccessKeyID, SecretAccessKey: r.SecretAccessKey, SessionToken: r.SessionToken,
+		CanExpire: true, Expires: t}, nil
 }
