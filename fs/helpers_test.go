@@ -39,22 +39,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needMinIO skips the test when MinIO is not installed, unless
-// S3MOUNT_REQUIRE_RIG=1 (as under make test), when it fails.
-func needMinIO(t testing.TB) {
-	t.Helper()
-	if _, err := rig.FindMinIO(); err != nil {
-		if os.Getenv("S3MOUNT_REQUIRE_RIG") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-}
-
 // getSharedRig returns the shared rig, starting it on first use.
 func getSharedRig(t testing.TB) *rig.Rig {
 	t.Helper()
-	needMinIO(t)
+	rig.RequireMinIO(t)
 	sharedRig.once.Do(func() {
 		sharedRig.rig, sharedRig.err = rig.Start(context.Background(), rig.Options{Seed: true})
 	})
@@ -62,18 +50,6 @@ func getSharedRig(t testing.TB) *rig.Rig {
 		t.Fatal(sharedRig.err)
 	}
 	return sharedRig.rig
-}
-
-// startRig starts a rig of the test's own, stopped at cleanup.
-func startRig(t testing.TB, opts rig.Options) *rig.Rig {
-	t.Helper()
-	needMinIO(t)
-	r, err := rig.Start(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
 }
 
 func newTestLogger(t testing.TB) (*slog.Logger, *rig.SyncBuffer) {

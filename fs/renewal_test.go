@@ -35,7 +35,7 @@ func TestReadsOutliveCredentials(t *testing.T) {
 	if testing.Short() {
 		t.Skip("30-second soak")
 	}
-	r := startRig(t, rig.Options{Seed: true, Lifetime: 5 * time.Second})
+	r := rig.StartForTest(t, rig.Options{Seed: true, Lifetime: 5 * time.Second})
 	first := fetchMAAPCredentials(t, r)
 	m := mountRig(t, r, time.Second)
 	ws := filepath.Join(m.dir, "maap-ops-workspace", "jdoe")
@@ -173,7 +173,7 @@ func fetchMAAPCredentials(t *testing.T, r *rig.Rig) rig.Credentials {
 // path appears, a removed one disappears (and a file open there fails with
 // EACCES), and a read-only path becomes writable.
 func TestPathsFollowThePlatform(t *testing.T) {
-	r := startRig(t, rig.Options{Seed: true, Lifetime: 3 * time.Second})
+	r := rig.StartForTest(t, rig.Options{Seed: true, Lifetime: 3 * time.Second})
 	m := mountRig(t, r, time.Second)
 	open, err := os.Open(filepath.Join(m.dir, "shared-project-bucket/team-data/notes.md"))
 	if err != nil {
@@ -226,7 +226,7 @@ func TestPathsFollowThePlatform(t *testing.T) {
 // credentials rotate at least twice during the upload: each part is signed
 // when it is sent, so the upload completes with the right bytes.
 func TestUploadSpansRotations(t *testing.T) {
-	r := startRig(t, rig.Options{Seed: true, Lifetime: 3 * time.Second})
+	r := rig.StartForTest(t, rig.Options{Seed: true, Lifetime: 3 * time.Second})
 	m := mountRig(t, r, time.Minute)
 	data := make([]byte, 3*8<<20+12345)
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -277,7 +277,7 @@ func TestSoak(t *testing.T) {
 		// without -race.
 		t.Skip("runs without -race (make test)")
 	}
-	r := startRig(t, rig.Options{Seed: true, Lifetime: 5 * time.Second})
+	r := rig.StartForTest(t, rig.Options{Seed: true, Lifetime: 5 * time.Second})
 	m := mountRig(t, r, time.Second)
 	ws := filepath.Join(m.dir, "maap-ops-workspace", "jdoe")
 	sample := rig.SampleBin()

@@ -294,10 +294,13 @@ func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 	if err != nil && h.broken == nil && h.loaded && h.size > 0 {
 		b, key, _ := n.location()
 		kept := filepath.Join(h.fsys.stagingRoot, "unsaved-"+strconv.FormatInt(time.Now().UnixNano(), 10))
-		if rerr := os.Rename(name, kept); rerr == nil {
+		rerr := os.Rename(name, kept)
+		if rerr == nil {
 			h.fsys.log.Error("upload failed; the file's content is kept locally", "object", "s3://"+b+"/"+key, "kept_at", kept, "error", err.Error())
 			return h.fsys.errno("upload", err)
 		}
+		h.fsys.log.Error("upload failed, and the content could not be kept locally either; it is lost",
+			"object", "s3://"+b+"/"+key, "error", err.Error(), "keep_error", rerr.Error())
 	}
 	os.Remove(name)
 	if err != nil {

@@ -98,22 +98,10 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-// needMinIO skips the test when MinIO is not installed, unless
-// S3MOUNT_REQUIRE_RIG=1, when it fails.
-func needMinIO(t *testing.T) {
-	t.Helper()
-	if _, err := rig.FindMinIO(); err != nil {
-		if os.Getenv("S3MOUNT_REQUIRE_RIG") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-}
-
 // getSharedRig returns the shared seeded rig, starting it on first use.
 func getSharedRig(t *testing.T) *rig.Rig {
 	t.Helper()
-	needMinIO(t)
+	rig.RequireMinIO(t)
 	sharedRig.once.Do(func() {
 		sharedRig.rig, sharedRig.err = rig.Start(context.Background(), rig.Options{Seed: true})
 	})
@@ -121,18 +109,6 @@ func getSharedRig(t *testing.T) *rig.Rig {
 		t.Fatal(sharedRig.err)
 	}
 	return sharedRig.rig
-}
-
-// startRig starts a rig of the test's own, stopped at cleanup.
-func startRig(t *testing.T, opts rig.Options) *rig.Rig {
-	t.Helper()
-	needMinIO(t)
-	r, err := rig.Start(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
 }
 
 // env returns the environment to run s3mount in: this process's, without
@@ -734,7 +710,7 @@ func TestForegroundMount(t *testing.T) {
 
 func TestErrors(t *testing.T) {
 	t.Parallel()
-	r := startRig(t, rig.Options{})
+	r := rig.StartForTest(t, rig.Options{})
 	const wrongTicket = "PGT-wrong-secret-123"
 	tests := []struct {
 		name       string
@@ -855,7 +831,7 @@ func TestUsageErrors(t *testing.T) {
 
 func TestCredentialsAreRenewed(t *testing.T) {
 	t.Parallel()
-	r := startRig(t, rig.Options{Seed: true, Lifetime: 4 * time.Second})
+	r := rig.StartForTest(t, rig.Options{Seed: true, Lifetime: 4 * time.Second})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("MinIO output:\n%s", tail(r.MinIO.Output()))

@@ -25,12 +25,7 @@ import (
 // minio binary it skips t, or fails it when S3MOUNT_REQUIRE_RIG=1.
 func startRig(t *testing.T, opts Options) *Rig {
 	t.Helper()
-	if _, err := FindMinIO(); err != nil {
-		if os.Getenv("S3MOUNT_REQUIRE_RIG") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	RequireMinIO(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	began := time.Now()

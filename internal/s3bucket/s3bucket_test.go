@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,22 +21,6 @@ import (
 	"github.com/s3mount/s3mount/internal/rig"
 	"github.com/s3mount/s3mount/internal/s3bucket"
 )
-
-func startRig(t *testing.T) *rig.Rig {
-	t.Helper()
-	if _, err := rig.FindMinIO(); err != nil {
-		if os.Getenv("S3MOUNT_REQUIRE_RIG") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	r, err := rig.Start(context.Background(), rig.Options{Lifetime: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
 
 func newClient(t *testing.T, r *rig.Rig, c rig.Credentials) *s3bucket.Client {
 	t.Helper()
@@ -55,7 +38,7 @@ func newClient(t *testing.T, r *rig.Rig, c rig.Credentials) *s3bucket.Client {
 // TestSuiteOnMinIO runs the shared bucket suite against MinIO, through the
 // proxy, with STS credentials limited by the MAAP session policy.
 func TestSuiteOnMinIO(t *testing.T) {
-	r := startRig(t)
+	r := rig.StartForTest(t, rig.Options{Lifetime: time.Hour})
 	c, err := r.MAAP.Mint(context.Background(), r.Paths, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +55,7 @@ func TestSuiteOnMinIO(t *testing.T) {
 }
 
 func TestErrorKinds(t *testing.T) {
-	r := startRig(t)
+	r := rig.StartForTest(t, rig.Options{Lifetime: time.Hour})
 	ctx := context.Background()
 	ws := r.Paths[0]
 	good, err := r.MAAP.Mint(ctx, r.Paths, time.Hour)
@@ -157,7 +140,7 @@ func (s *lyingSource) Fetch(ctx context.Context) (creds.Grant, error) {
 // (or a HEAD's bare 400) is retried once with new credentials, and that
 // the caller sees no error.
 func TestRenewsOnRejection(t *testing.T) {
-	r := startRig(t)
+	r := rig.StartForTest(t, rig.Options{Lifetime: time.Hour})
 	ctx := context.Background()
 	src := &lyingSource{r: r}
 	provider := creds.NewProvider(src, creds.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -230,7 +213,7 @@ func (s *nearExpirySource) Fetch(ctx context.Context) (creds.Grant, error) {
 // TestRenewsOnDenialNearExpiry: S3 answers 403 for credentials about to
 // expire (as with clock skew); the request is retried with new ones.
 func TestRenewsOnDenialNearExpiry(t *testing.T) {
-	r := startRig(t)
+	r := rig.StartForTest(t, rig.Options{Lifetime: time.Hour})
 	ctx := context.Background()
 	src := &nearExpirySource{r: r}
 	provider := creds.NewProvider(src, creds.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
