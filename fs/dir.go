@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -63,7 +64,7 @@ func (d *synthDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 		if root.Prefix != "" {
 			prefix = root.Prefix + "/"
 		}
-		return newDirInode(ctx, &d.Inode, d.fsys, root.Bucket, prefix, out), 0
+		return newDirInode(ctx, &d.Inode, name, d.fsys, root.Bucket, prefix, out), 0
 	}
 	return nil, syscall.ENOENT
 }
@@ -76,7 +77,7 @@ func (d *synthDir) Readdir(context.Context) (fusefs.DirStream, syscall.Errno) {
 		loc, kind, root := t.child(d.loc, name)
 		ino := inodeNumber("synthetic", "", loc)
 		if kind == kindRoot {
-			ino = dirIno(root.Bucket, rootPrefix(root))
+			ino = d.fsys.inodes.peek("object", root.Bucket, rootPrefix(root))
 		}
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ino})
 	}
@@ -102,16 +103,6 @@ func rootPrefix(r Root) string {
 	return r.Prefix + "/"
 }
 
-// dirIno is the inode number of the directory at prefix ("" or ending in "/").
-func dirIno(bucketName, prefix string) uint64 {
-	return inodeNumber("object", bucketName, prefix)
-}
-
-// fileIno is the inode number of the file at key.
-func fileIno(bucketName, key string) uint64 {
-	return inodeNumber("object", bucketName, key)
-}
-
 // dirEntry is one name in a listed directory.
 type dirEntry struct {
 	dir  bool
@@ -122,7 +113,14 @@ type dirEntry struct {
 type dirListing struct {
 	at      time.Time
 	entries map[string]dirEntry
-	names   []string // in S3 key order
+	names   []string // in S3 key order, then names added here
+}
+
+// dirChange is a change this mount made to a directory: the new entry, or
+// nil for a removal.
+type dirChange struct {
+	seq uint64
+	e   *dirEntry
 }
 
 // dirNode is a directory inside an authorized path: the path itself, a
@@ -132,17 +130,28 @@ type dirNode struct {
 	fusefs.Inode
 	fsys *FS
 
-	mu sync.Mutex // guards listing
+	mu sync.Mutex // guards the fields below, and the listing's maps and slices
 	// listing is the latest listing, or nil.
 	listing *dirListing
+	// seq counts the changes made here; fetching counts listings being
+	// fetched, and changes holds the changes made while one was, by
+	// name, so that a listing that started before a change does not undo
+	// it when it is stored.
+	seq      uint64
+	fetching int
+	changes  map[string]dirChange
 }
 
 var (
-	_ fusefs.NodeLookuper  = (*dirNode)(nil)
-	_ fusefs.NodeReaddirer = (*dirNode)(nil)
-	_ fusefs.NodeGetattrer = (*dirNode)(nil)
-	_ fusefs.NodeStatfser  = (*dirNode)(nil)
+	_ fusefs.NodeLookuper    = (*dirNode)(nil)
+	_ fusefs.NodeReaddirer   = (*dirNode)(nil)
+	_ fusefs.NodeGetattrer   = (*dirNode)(nil)
+	_ fusefs.NodeStatfser    = (*dirNode)(nil)
+	_ fusefs.NodeOnForgetter = (*dirNode)(nil)
 )
+
+// OnForget implements fusefs.NodeOnForgetter.
+func (d *dirNode) OnForget() { d.fsys.inodes.release(d.StableAttr().Ino) }
 
 // location returns the bucket and the key prefix of the directory's
 // contents ("" for a whole bucket, otherwise ending in "/"), and false if
@@ -159,15 +168,23 @@ func (d *dirNode) location() (string, string, bool) {
 }
 
 // newDirInode returns the inode for the directory at prefix, a child of
-// parent, and fills out.
-func newDirInode(ctx context.Context, parent *fusefs.Inode, fsys *FS, bucketName, prefix string, out *fuse.EntryOut) *fusefs.Inode {
-	node := &dirNode{fsys: fsys}
-	ino := dirIno(bucketName, prefix)
-	fsys.dirAttr(&out.Attr, ino, fsys.writable(bucketName, prefix))
+// parent, and fills out. An existing node for it is reused.
+func newDirInode(ctx context.Context, parent *fusefs.Inode, name string, fsys *FS, bucketName, prefix string, out *fuse.EntryOut) *fusefs.Inode {
+	var ch *fusefs.Inode
+	if existing := parent.GetChild(name); existing != nil {
+		if _, ok := existing.Operations().(*dirNode); ok {
+			ch = existing
+		}
+	}
+	if ch == nil {
+		ino := fsys.inodes.assign("object", bucketName, prefix)
+		ch = parent.NewInode(ctx, &dirNode{fsys: fsys}, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
+	}
+	fsys.dirAttr(&out.Attr, ch.StableAttr().Ino, fsys.writable(bucketName, prefix))
 	if mt, ok := fsys.dirTimes.Get(bucketName + "/" + prefix); ok {
 		out.SetTimes(nil, &mt, nil)
 	}
-	return parent.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
+	return ch
 }
 
 // Getattr implements fusefs.NodeGetattrer.
@@ -189,12 +206,27 @@ func (d *dirNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// freshListing returns the listing if it is younger than the metadata TTL.
-func (d *dirNode) freshListing() *dirListing {
+// listed returns the entry for name in the listing, if the listing is
+// younger than the metadata TTL (fresh), and whether it is there.
+func (d *dirNode) listed(name string) (e dirEntry, found, fresh bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.listing != nil && time.Since(d.listing.at) < d.fsys.opts.MetadataTTL {
-		return d.listing
+	if d.listing == nil || time.Since(d.listing.at) >= d.fsys.opts.MetadataTTL {
+		return dirEntry{}, false, false
+	}
+	e, found = d.listing.entries[name]
+	return e, found, true
+}
+
+// liveFile returns the child file called name if it holds content (open
+// for writing or unsaved): such a file exists whatever S3 says.
+func (d *dirNode) liveFile(name string) *fileNode {
+	ch := d.GetChild(name)
+	if ch == nil {
+		return nil
+	}
+	if fn, ok := ch.Operations().(*fileNode); ok && fn.liveContent() != nil {
+		return fn
 	}
 	return nil
 }
@@ -214,14 +246,19 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !d.fsys.authorized(b, prefix+name) {
 		return nil, syscall.EACCES
 	}
-	var e dirEntry
-	if l := d.freshListing(); l != nil {
-		var ok bool
-		if e, ok = l.entries[name]; !ok {
-			return nil, syscall.ENOENT
+	if fn := d.liveFile(name); fn != nil {
+		if live, errno := fn.fillAttr(ctx, &out.Attr); errno != 0 {
+			return nil, errno
+		} else if live {
+			out.SetAttrTimeout(liveAttrTimeout)
 		}
-	} else {
-		var found bool
+		return &fn.Inode, 0
+	}
+	e, found, fresh := d.listed(name)
+	if fresh && !found {
+		return nil, syscall.ENOENT
+	}
+	if !fresh {
 		var err error
 		e, found, err = d.fsys.lookupKey(ctx, d.fsys.opts.Bucket(b), prefix, name)
 		if err != nil {
@@ -235,23 +272,37 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 // newChild returns the inode for a listed or looked-up entry, and fills out.
+// An existing node for the same name and kind is reused, and takes the new
+// metadata unless it holds unsaved state.
 func (d *dirNode) newChild(ctx context.Context, b, prefix, name string, e dirEntry, out *fuse.EntryOut) *fusefs.Inode {
 	if e.dir {
-		return newDirInode(ctx, &d.Inode, d.fsys, b, prefix+name+"/", out)
+		return newDirInode(ctx, &d.Inode, name, d.fsys, b, prefix+name+"/", out)
 	}
 	key := prefix + name
-	ino := fileIno(b, key)
-	node := &fileNode{fsys: d.fsys, info: e.info, infoAt: time.Now()}
-	ch := d.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ino})
-	info := e.info
-	if existing, ok := ch.Operations().(*fileNode); ok && existing != node {
-		info = existing.mergeInfo(e.info)
+	var fn *fileNode
+	if existing := d.GetChild(name); existing != nil {
+		fn, _ = existing.Operations().(*fileNode)
 	}
-	d.fsys.fileAttr(&out.Attr, ino, info, d.fsys.writable(b, key))
-	return ch
+	if fn != nil {
+		fn.refresh(e.info)
+	} else {
+		fn = d.fsys.newFileNode(b, key, e.info)
+		ino := d.fsys.inodes.assign("object", b, key)
+		d.NewInode(ctx, fn, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ino})
+	}
+	live, errno := fn.fillAttr(ctx, &out.Attr)
+	if errno != 0 {
+		d.fsys.fileAttr(&out.Attr, fn.StableAttr().Ino, e.info, d.fsys.writable(b, key))
+	}
+	if live {
+		// A file that holds content shows it, and is not cached.
+		out.SetAttrTimeout(liveAttrTimeout)
+	}
+	return &fn.Inode
 }
 
-// Readdir implements fusefs.NodeReaddirer.
+// Readdir implements fusefs.NodeReaddirer. Files that hold content are
+// listed whether or not S3 has them yet.
 func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	b, prefix, ok := d.location()
 	if !ok {
@@ -260,25 +311,100 @@ func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno)
 	if !d.fsys.authorized(b, prefix) {
 		return nil, syscall.EACCES
 	}
-	l := d.freshListing()
-	if l == nil {
-		var err error
-		if l, err = d.fsys.listDir(ctx, d.fsys.opts.Bucket(b), prefix); err != nil {
-			return nil, d.fsys.errno("readdir", err)
+	if _, _, fresh := d.listed(""); !fresh {
+		if errno := d.fetchListing(ctx, b, prefix); errno != 0 {
+			return nil, errno
 		}
-		d.mu.Lock()
-		d.listing = l
-		d.mu.Unlock()
 	}
+	live := map[string]uint64{}
+	for name, ch := range d.Children() {
+		if fn, ok := ch.Operations().(*fileNode); ok && fn.liveContent() != nil {
+			live[name] = ch.StableAttr().Ino
+		}
+	}
+	d.mu.Lock()
+	l := d.listing
 	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dotEntries(&d.Inode, d.StableAttr().Ino)...)
 	for _, name := range l.names {
-		if e := l.entries[name]; e.dir {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: dirIno(b, prefix+name+"/")})
+		e := l.entries[name]
+		if ino, ok := live[name]; ok {
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino})
+			delete(live, name)
+		} else if e.dir {
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: d.fsys.inodes.peek("object", b, prefix+name+"/")})
 		} else {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: fileIno(b, prefix+name)})
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: d.fsys.inodes.peek("object", b, prefix+name)})
 		}
 	}
+	d.mu.Unlock()
+	for name, ino := range live {
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino})
+	}
 	return fusefs.NewListDirStream(entries), 0
+}
+
+// fetchListing lists the directory from S3 and stores the listing, with
+// the changes made here since the listing started applied over it.
+func (d *dirNode) fetchListing(ctx context.Context, b, prefix string) syscall.Errno {
+	d.mu.Lock()
+	start := d.seq
+	d.fetching++
+	d.mu.Unlock()
+	l, err := d.fsys.listDir(ctx, d.fsys.opts.Bucket(b), prefix)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.fetching--
+	if err != nil {
+		if d.fetching == 0 && d.listing == nil {
+			d.changes = nil
+		}
+		return d.fsys.errno("readdir", err)
+	}
+	for name, ch := range d.changes {
+		if ch.seq > start {
+			l.apply(name, ch.e)
+		}
+	}
+	if d.listing == nil || !d.listing.at.After(l.at) {
+		d.listing = l
+	}
+	if d.fetching == 0 {
+		d.changes = nil
+	}
+	return 0
+}
+
+// apply records a change in the listing.
+func (l *dirListing) apply(name string, e *dirEntry) {
+	_, had := l.entries[name]
+	if e == nil {
+		if had {
+			delete(l.entries, name)
+			l.names = slices.DeleteFunc(l.names, func(n string) bool { return n == name })
+		}
+		return
+	}
+	l.entries[name] = *e
+	if !had {
+		l.names = append(l.names, name)
+	}
+}
+
+// updateListing records a change to the directory made here: e is the new
+// entry, or nil for a removal. A listing being fetched gets it too.
+func (d *dirNode) updateListing(name string, e *dirEntry) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seq++
+	if d.fetching > 0 {
+		if d.changes == nil {
+			d.changes = map[string]dirChange{}
+		}
+		d.changes[name] = dirChange{seq: d.seq, e: e}
+	}
+	if d.listing != nil {
+		d.listing.apply(name, e)
+	}
 }
 
 // listDir lists the directory at prefix in full, one page after another.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"slices"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,57 +18,112 @@ import (
 	"github.com/s3mount/s3mount/internal/bucket"
 )
 
-// fileNode is one object. Its bucket and key come from its place in the
-// tree.
+// fileNode is one file. Its bucket and key are its own, not derived from
+// its place in the tree: a rename sets them before go-fuse moves the node,
+// so that a commit racing the rename never stores at the old key.
 type fileNode struct {
 	fusefs.Inode
 	fsys *FS
 
-	mu sync.Mutex // guards info, infoAt, cachedETag and writers
-	// info is the object's latest known metadata.
-	info bucket.ObjectInfo
-	// infoAt is when info was read from S3.
+	mu sync.Mutex // guards the fields below
+	// bucket and objKey are where the file is stored; gone is set once it
+	// was unlinked or replaced, and then it is stored nowhere.
+	bucket, objKey string
+	gone           bool
+	// info is the latest known version in S3, and infoAt when it was read
+	// (zero forces the next getattr or open to ask S3).
+	info   bucket.ObjectInfo
 	infoAt time.Time
 	// cachedETag is the ETag of the content the kernel may hold in its page
 	// cache, from the last open or commit.
 	cachedETag string
-	// writers are the open write handles, newest last.
-	writers []*writeHandle
+	// content is the file's state while it is open for writing or holds
+	// unsaved changes, or nil.
+	content *fileContent
+	// handles are the open handles; writers counts those that may write.
+	handles map[*fileHandle]struct{}
+	writers int
 }
 
 var (
-	_ fusefs.NodeGetattrer  = (*fileNode)(nil)
-	_ fusefs.NodeOpener     = (*fileNode)(nil)
-	_ fusefs.NodeSetattrer  = (*fileNode)(nil)
-	_ fusefs.NodeAccesser   = (*fileNode)(nil)
-	_ fusefs.NodeStatfser   = (*fileNode)(nil)
-	_ fusefs.NodeSetxattrer = (*fileNode)(nil)
+	_ fusefs.NodeGetattrer   = (*fileNode)(nil)
+	_ fusefs.NodeOpener      = (*fileNode)(nil)
+	_ fusefs.NodeSetattrer   = (*fileNode)(nil)
+	_ fusefs.NodeAccesser    = (*fileNode)(nil)
+	_ fusefs.NodeStatfser    = (*fileNode)(nil)
+	_ fusefs.NodeSetxattrer  = (*fileNode)(nil)
+	_ fusefs.NodeOnForgetter = (*fileNode)(nil)
 )
 
-// location returns the object's bucket and key, and false if the file was
-// unlinked.
-func (n *fileNode) location() (string, string, bool) {
-	b, key, ok := n.fsys.location(&n.Inode)
-	return b, key, ok && b != "" && key != ""
+func (f *FS) newFileNode(bucketName, key string, info bucket.ObjectInfo) *fileNode {
+	return &fileNode{fsys: f, bucket: bucketName, objKey: key, info: info, infoAt: time.Now(), handles: map[*fileHandle]struct{}{}}
 }
 
-// setInfo records fresh metadata.
-func (n *fileNode) setInfo(info bucket.ObjectInfo) {
-	n.mu.Lock()
-	n.info, n.infoAt = info, time.Now()
-	n.mu.Unlock()
-}
-
-// mergeInfo records metadata from a listing, which carries no mtime: the
-// mtime known for the same ETag is kept. It returns the merged metadata.
-func (n *fileNode) mergeInfo(listed bucket.ObjectInfo) bucket.ObjectInfo {
+// key returns the file's bucket and key, and false if it was unlinked.
+func (n *fileNode) key() (string, string, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if listed.Mtime.IsZero() && listed.ETag == n.info.ETag {
-		listed.Mtime = n.info.Mtime
+	return n.bucket, n.objKey, !n.gone
+}
+
+// OnForget implements fusefs.NodeOnForgetter: the kernel dropped the node,
+// and its inode number is free again.
+func (n *fileNode) OnForget() { n.fsys.inodes.release(n.StableAttr().Ino) }
+
+// setKey records that the file is now stored at key.
+func (n *fileNode) setKey(bucketName, key string) {
+	n.mu.Lock()
+	n.bucket, n.objKey = bucketName, key
+	n.mu.Unlock()
+	n.fsys.inodes.move(n.StableAttr().Ino, "object", bucketName, key)
+}
+
+// detach records that the file was unlinked or replaced: its content is
+// never uploaded, and its inode number no longer stands for its old name.
+func (n *fileNode) detach() {
+	n.mu.Lock()
+	n.gone = true
+	c := n.content
+	n.mu.Unlock()
+	n.fsys.inodes.detach(n.StableAttr().Ino)
+	if c != nil {
+		c.detach()
 	}
-	n.info, n.infoAt = listed, time.Now()
-	return listed
+}
+
+// liveContent returns the file's content state, or nil.
+func (n *fileNode) liveContent() *fileContent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.content
+}
+
+// refresh records metadata from a listing or a HEAD, unless the file holds
+// unsaved state, which S3 never overrides. A listing carries no mtime: the
+// one known for the same ETag is kept.
+func (n *fileNode) refresh(info bucket.ObjectInfo) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.content != nil {
+		return
+	}
+	if info.Mtime.IsZero() && info.ETag == n.info.ETag {
+		info.Mtime = n.info.Mtime
+	}
+	n.info, n.infoAt = info, time.Now()
+}
+
+// invalidate forgets the metadata, so that the next getattr or open asks
+// S3, and has the kernel drop its cached attributes and pages: the object
+// changed or disappeared behind the mount's back.
+func (n *fileNode) invalidate() {
+	n.mu.Lock()
+	n.infoAt = time.Time{}
+	n.cachedETag = ""
+	n.mu.Unlock()
+	// Not from inside this request: the kernel may hold locks that the
+	// invalidation needs.
+	go n.NotifyContent(0, 0)
 }
 
 // currentInfo returns the metadata, refreshed from S3 if older than the
@@ -73,56 +131,68 @@ func (n *fileNode) mergeInfo(listed bucket.ObjectInfo) bucket.ObjectInfo {
 func (n *fileNode) currentInfo(ctx context.Context) (bucket.ObjectInfo, error) {
 	n.mu.Lock()
 	info, fresh := n.info, time.Since(n.infoAt) < n.fsys.opts.MetadataTTL
+	b, key, gone := n.bucket, n.objKey, n.gone
 	n.mu.Unlock()
-	if fresh {
+	if fresh || gone {
 		return info, nil
-	}
-	b, key, ok := n.location()
-	if !ok {
-		return info, nil // unlinked: nothing to refresh from
 	}
 	info, err := n.fsys.opts.Bucket(b).Stat(ctx, key)
 	if err != nil {
 		return bucket.ObjectInfo{}, err
 	}
 	n.fsys.noteMtime(b, info)
-	n.setInfo(info)
+	n.mu.Lock()
+	if n.content == nil {
+		n.info, n.infoAt = info, time.Now()
+	}
+	n.mu.Unlock()
 	return info, nil
 }
 
-// pendingWriter returns the newest open write handle with changes not yet
-// in S3, or nil. A handle that was flushed but not yet released (the kernel
-// releases asynchronously after close) holds nothing pending.
-func (n *fileNode) pendingWriter() *writeHandle {
+// attrInfo returns what getattr reports, and whether it is live state that
+// the kernel must not cache: the content's size and mtime while the file
+// holds content, S3's otherwise.
+func (n *fileNode) attrInfo(ctx context.Context) (bucket.ObjectInfo, bool, error) {
 	n.mu.Lock()
-	writers := slices.Clone(n.writers)
+	c, info := n.content, n.info
 	n.mu.Unlock()
-	for _, w := range slices.Backward(writers) {
-		if w.pending() {
-			return w
-		}
+	if c == nil {
+		info, err := n.currentInfo(ctx)
+		return info, false, err
 	}
-	return nil
+	size, mtime := c.stat()
+	info.Size = size
+	if !mtime.IsZero() {
+		info.Mtime = mtime
+	}
+	return info, true, nil
 }
 
-// attrInfo returns what getattr reports: a pending writer's size and mtime
-// win over the object's.
-func (n *fileNode) attrInfo(ctx context.Context) (bucket.ObjectInfo, error) {
-	if w := n.pendingWriter(); w != nil {
-		return w.attrInfo(), nil
+// liveAttrTimeout is the attribute timeout of a file that holds content: as
+// good as none, so that stat and tail -f see it grow.
+const liveAttrTimeout = time.Nanosecond
+
+// fillAttr fills the attributes of the node for getattr and lookups.
+func (n *fileNode) fillAttr(ctx context.Context, out *fuse.Attr) (live bool, errno syscall.Errno) {
+	info, live, err := n.attrInfo(ctx)
+	if err != nil {
+		if errors.Is(err, bucket.ErrNotFound) {
+			n.invalidate()
+		}
+		return false, n.fsys.errno("getattr", err)
 	}
-	return n.currentInfo(ctx)
+	b, key, _ := n.key()
+	n.fsys.fileAttr(out, n.StableAttr().Ino, info, n.fsys.writable(b, key))
+	return live, 0
 }
 
 // Getattr implements fusefs.NodeGetattrer.
 func (n *fileNode) Getattr(ctx context.Context, _ fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	info, err := n.attrInfo(ctx)
-	if err != nil {
-		return n.fsys.errno("getattr", err)
+	live, errno := n.fillAttr(ctx, &out.Attr)
+	if live {
+		out.SetTimeout(liveAttrTimeout)
 	}
-	b, key, _ := n.location()
-	n.fsys.fileAttr(&out.Attr, n.StableAttr().Ino, info, n.fsys.writable(b, key))
-	return 0
+	return errno
 }
 
 // Statfs implements fusefs.NodeStatfser.
@@ -133,7 +203,7 @@ func (n *fileNode) Statfs(_ context.Context, out *fuse.StatfsOut) syscall.Errno 
 
 // Setxattr implements fusefs.NodeSetxattrer.
 func (n *fileNode) Setxattr(context.Context, string, []byte, uint32) syscall.Errno {
-	b, key, _ := n.location()
+	b, key, _ := n.key()
 	if !n.fsys.writable(b, key) {
 		return syscall.EROFS
 	}
@@ -142,47 +212,261 @@ func (n *fileNode) Setxattr(context.Context, string, []byte, uint32) syscall.Err
 
 // Access implements fusefs.NodeAccesser.
 func (n *fileNode) Access(_ context.Context, mask uint32) syscall.Errno {
-	b, key, _ := n.location()
+	b, key, _ := n.key()
 	if mask&2 != 0 && !n.fsys.writable(b, key) { // W_OK
 		return syscall.EROFS
 	}
 	return 0
 }
 
-// Open implements fusefs.NodeOpener. Reads pin the object's current ETag;
-// writes go to a staging file and reach S3 on flush, fsync or release.
+// openWriter returns the file's content, creating it from the current
+// version, and counts one more writer. Every writer is ended with
+// closeWriter.
+func (n *fileNode) openWriter(ctx context.Context) (*fileContent, error) {
+	n.mu.Lock()
+	if c := n.content; c != nil {
+		n.writers++
+		n.mu.Unlock()
+		return c, nil
+	}
+	n.mu.Unlock()
+	info, err := n.currentInfo(ctx)
+	if errors.Is(err, bucket.ErrNotFound) {
+		// Gone from S3 behind the mount's back: write it anew.
+		b, key, _ := n.key()
+		info, err = bucket.ObjectInfo{Key: key, LastModified: time.Now().UTC()}, nil
+		n.fsys.log.Info("file was removed from S3 by another client; writing it anew", "object", "s3://"+b+"/"+key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c, err := n.fsys.newContent(n, info)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	if n.content != nil {
+		// Another open made it first.
+		existing := n.content
+		n.writers++
+		n.mu.Unlock()
+		c.close()
+		return existing, nil
+	}
+	n.content = c
+	n.writers++
+	n.mu.Unlock()
+	return c, nil
+}
+
+// closeWriter ends a writer counted by openWriter. The last writer commits
+// the content; if that fails, the content is kept in the unsaved directory
+// and the error returned. Content that nothing needs any more is freed.
+func (n *fileNode) closeWriter(ctx context.Context, c *fileContent) error {
+	n.mu.Lock()
+	last := n.writers == 1
+	n.mu.Unlock()
+	var err error
+	if last {
+		if err = c.commit(ctx); err != nil {
+			c.mu.Lock()
+			if c.dirty || c.mtimeSet {
+				b, key, _ := n.key()
+				if path, kerr := c.keepUnsaved(); kerr == nil {
+					n.fsys.log.Error("upload failed; the file's content is kept locally", "object", "s3://"+b+"/"+key, "kept_at", path, "error", err.Error())
+				} else {
+					n.fsys.log.Error("upload failed, and the content could not be kept locally either; it is lost",
+						"object", "s3://"+b+"/"+key, "error", err.Error(), "keep_error", kerr.Error())
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+	n.mu.Lock()
+	n.writers--
+	n.mu.Unlock()
+	n.maybeDropContent(c)
+	return err
+}
+
+// maybeDropContent frees the content once no writer has the file open and
+// nothing in it is unsaved; a detached content lives until its last handle
+// closes, since only it holds the file's bytes.
+func (n *fileNode) maybeDropContent(c *fileContent) {
+	n.mu.Lock()
+	idle := n.content == c && n.writers == 0
+	opens := len(n.handles)
+	n.mu.Unlock()
+	if !idle {
+		return
+	}
+	if c.detaching.Load() {
+		if opens > 0 {
+			return
+		}
+	} else if c.pending() {
+		return
+	}
+	n.mu.Lock()
+	if n.content != c || n.writers != 0 || (c.detaching.Load() && len(n.handles) > 0) {
+		n.mu.Unlock()
+		return
+	}
+	n.content = nil
+	n.mu.Unlock()
+	c.close()
+}
+
+// Open implements fusefs.NodeOpener. Every handle of a file shares the
+// node's content while it has one; otherwise reads pin the object's
+// current ETag.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	b, key, ok := n.location()
+	b, key, ok := n.key()
 	if !ok {
 		return nil, 0, syscall.ENOENT
 	}
-	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
-		if !n.fsys.writable(b, key) {
-			return nil, 0, syscall.EROFS
-		}
-		info, err := n.currentInfo(ctx)
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
+	if write && !n.fsys.writable(b, key) {
+		return nil, 0, syscall.EROFS
+	}
+	h := n.fsys.newHandle(ctx, n, flags)
+	if write {
+		c, err := n.openWriter(ctx)
 		if err != nil {
 			return nil, 0, n.fsys.errno("open", err)
 		}
-		h, err := n.fsys.newWriteHandle(n, b, key, info, flags&syscall.O_TRUNC != 0)
-		if err != nil {
-			return nil, 0, n.fsys.errno("open", err)
+		if flags&syscall.O_TRUNC != 0 {
+			if err := c.truncate(ctx, 0); err != nil {
+				n.closeWriter(ctx, c)
+				return nil, 0, n.fsys.errno("open", err)
+			}
 		}
+		h.content = c
+		n.addHandle(h)
 		return h, 0, 0
 	}
+	var fuseFlags uint32
+	if n.liveContent() == nil {
+		info, err := n.currentInfo(ctx)
+		if err != nil {
+			if errors.Is(err, bucket.ErrNotFound) {
+				n.invalidate()
+			}
+			return nil, 0, n.fsys.errno("open", err)
+		}
+		n.mu.Lock()
+		if n.cachedETag != "" && n.cachedETag == info.ETag {
+			fuseFlags |= fuse.FOPEN_KEEP_CACHE
+		}
+		n.cachedETag = info.ETag
+		n.mu.Unlock()
+	}
+	n.addHandle(h)
+	return h, fuseFlags, 0
+}
+
+// addHandle registers an open handle, pinned to the current version.
+func (n *fileNode) addHandle(h *fileHandle) {
+	n.mu.Lock()
+	info := n.info
+	h.pinned.Store(&info)
+	n.handles[h] = struct{}{}
+	n.mu.Unlock()
+}
+
+// setVersion records a version this mount stored or moved the file to: the
+// node, its open handles and the kernel's cache bookkeeping all see it at
+// once.
+func (n *fileNode) setVersion(info bucket.ObjectInfo) {
+	b, _, _ := n.key()
+	n.fsys.noteMtime(b, info)
+	n.mu.Lock()
+	n.info, n.infoAt, n.cachedETag = info, time.Now(), info.ETag
+	for h := range n.handles {
+		h.pinned.Store(&info)
+	}
+	n.mu.Unlock()
+}
+
+// committed records a version stored by this mount: setVersion, and the
+// parent's listing.
+func (n *fileNode) committed(info bucket.ObjectInfo) {
+	n.setVersion(info)
+	name, parent := n.Parent()
+	if parent == nil {
+		return
+	}
+	if d, ok := parent.Operations().(*dirNode); ok {
+		d.updateListing(name, &dirEntry{info: info})
+	}
+}
+
+// withWriter runs op on the file's content as a writer of its own, as
+// truncate(2) without an open file does, and commits as closeWriter does.
+func (n *fileNode) withWriter(ctx context.Context, op func(*fileContent) error) error {
+	c, err := n.openWriter(ctx)
+	if err != nil {
+		return err
+	}
+	err = op(c)
+	return errors.Join(err, n.closeWriter(ctx, c))
+}
+
+// Setattr implements fusefs.NodeSetattrer. Size changes truncate the
+// content; mtime is stored in the object's metadata; mode and ownership are
+// accepted and not stored, so that cp -p, rsync -a and tar work.
+func (n *fileNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	b, key, ok := n.key()
+	if !ok {
+		return syscall.ENOENT
+	}
+	if !n.fsys.writable(b, key) {
+		return syscall.EROFS
+	}
+	if size, ok := in.GetSize(); ok {
+		var err error
+		if c := n.liveContent(); c != nil && n.hasWriters() {
+			err = c.truncate(ctx, int64(size))
+		} else {
+			err = n.withWriter(ctx, func(c *fileContent) error { return c.truncate(ctx, int64(size)) })
+		}
+		if err != nil {
+			return n.fsys.errno("truncate", err)
+		}
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		if c := n.liveContent(); c != nil && n.hasWriters() {
+			c.setMtime(mtime)
+		} else if errno := n.setMtime(ctx, b, key, mtime); errno != 0 {
+			return errno
+		}
+	}
+	return n.Getattr(ctx, fh, out)
+}
+
+// hasWriters reports whether a handle may write the file.
+func (n *fileNode) hasWriters() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.writers > 0
+}
+
+// setMtime stores mtime in the object's metadata by copying the object
+// onto itself.
+func (n *fileNode) setMtime(ctx context.Context, b, key string, mtime time.Time) syscall.Errno {
 	info, err := n.currentInfo(ctx)
 	if err != nil {
-		return nil, 0, n.fsys.errno("open", err)
+		return n.fsys.errno("utimes", err)
 	}
-	n.mu.Lock()
-	keep := n.cachedETag != "" && n.cachedETag == info.ETag
-	n.cachedETag = info.ETag
-	n.mu.Unlock()
-	var fuseFlags uint32
-	if keep {
-		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	if !info.Mtime.IsZero() && info.Mtime.Equal(bucket.ParseMtime(bucket.FormatMtime(mtime))) {
+		return 0
 	}
-	return newReadHandle(n, b, key, info), fuseFlags, 0
+	info, err = n.fsys.opts.Bucket(b).Copy(ctx, key, key, info.Size, mtime)
+	if err != nil {
+		return n.fsys.errno("utimes", err)
+	}
+	n.committed(info)
+	return 0
 }
 
 // Read tuning. A stream's ranged GET starts at startWindow bytes and doubles
@@ -197,19 +481,36 @@ const (
 	readAttempts = 3
 )
 
-// readHandle reads one version of an object through a stream of ranged GETs.
-type readHandle struct {
+// fileHandle is one open file. While the file has content (it is open for
+// writing or holds unsaved changes), every handle reads and writes that
+// content. Otherwise reads come from S3 through a stream of ranged GETs of
+// the version pinned at open, which follows this mount's own commits and
+// renames of the file, and fails with ESTALE if another client changes it.
+type fileHandle struct {
 	node *fileNode
-	b    bucket.Bucket
-	key  string
-	info bucket.ObjectInfo // the version being read
+	// content is set for handles that may write; such a handle keeps the
+	// content alive until it is released.
+	content *fileContent
+	// appending is O_APPEND: writes go to the end of the content.
+	appending bool
+	// truncated is set when the open emptied the file (O_TRUNC or a
+	// create); wrote once anything was written through the handle.
+	truncated bool
+	wrote     atomic.Bool
+	// tgid is the process that opened the handle.
+	tgid int
+
+	// pinned is the version reads from S3 return.
+	pinned atomic.Pointer[bucket.ObjectInfo]
 
 	// ctx lives as long as the handle; streams are opened under it, not
 	// under a FUSE request's context, because they outlive one request.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu sync.Mutex // guards everything below; held across network calls
+	mu sync.Mutex // guards the stream below; held across network calls
+	// etag is the version the stream reads.
+	etag string
 	// body is the open GET's body, or nil.
 	body io.ReadCloser
 	// cancelBody aborts the open GET.
@@ -224,35 +525,80 @@ type readHandle struct {
 }
 
 var (
-	_ fusefs.FileReader   = (*readHandle)(nil)
-	_ fusefs.FileReleaser = (*readHandle)(nil)
+	_ fusefs.FileReader   = (*fileHandle)(nil)
+	_ fusefs.FileWriter   = (*fileHandle)(nil)
+	_ fusefs.FileFlusher  = (*fileHandle)(nil)
+	_ fusefs.FileFsyncer  = (*fileHandle)(nil)
+	_ fusefs.FileReleaser = (*fileHandle)(nil)
 )
 
-func newReadHandle(n *fileNode, bucketName, key string, info bucket.ObjectInfo) *readHandle {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &readHandle{node: n, b: n.fsys.opts.Bucket(bucketName), key: key, info: info, ctx: ctx, cancel: cancel}
+func (f *FS) newHandle(ctx context.Context, n *fileNode, flags uint32) *fileHandle {
+	hctx, cancel := context.WithCancel(context.Background())
+	return &fileHandle{node: n, appending: flags&syscall.O_APPEND != 0, truncated: flags&syscall.O_TRUNC != 0,
+		tgid: callerTgid(ctx), ctx: hctx, cancel: cancel}
 }
 
-// Read implements fusefs.FileReader. It always fills dest unless the object
+// callerTgid returns the process (thread group) that made the request, or
+// 0 if unknown. FUSE names the calling thread.
+func callerTgid(ctx context.Context) int {
+	caller, ok := fuse.FromContext(ctx)
+	if !ok {
+		return 0
+	}
+	return tgidOf(int(caller.Pid))
+}
+
+// tgidOf returns the thread group of thread tid, from /proc.
+func tgidOf(tid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	if err != nil {
+		return tid
+	}
+	_, rest, ok := strings.Cut(string(data), "\nTgid:")
+	if !ok {
+		return tid
+	}
+	line, _, _ := strings.Cut(rest, "\n")
+	if n, err := strconv.Atoi(strings.TrimSpace(line)); err == nil {
+		return n
+	}
+	return tid
+}
+
+// Read implements fusefs.FileReader. It always fills dest unless the file
 // ends first: the kernel takes a short read for the end of the file.
-func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if bk, key, ok := h.node.location(); ok && !h.node.fsys.authorized(bk, key) {
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n := h.node
+	if bk, key, ok := n.key(); ok && !n.fsys.authorized(bk, key) {
 		return nil, syscall.EACCES // the platform no longer authorizes the path
 	}
-	if off >= h.info.Size || off < 0 {
+	if c := n.liveContent(); c != nil && c.readable() {
+		data, err := c.readAt(dest, off)
+		c.mu.RUnlock()
+		if err != nil {
+			return nil, n.fsys.localErrno("read staging file", err)
+		}
+		return fuse.ReadResultData(data), 0
+	}
+	info := *h.pinned.Load()
+	if off >= info.Size || off < 0 {
 		return fuse.ReadResultData(nil), 0
 	}
-	n := int(min(int64(len(dest)), h.info.Size-off))
+	size := int(min(int64(len(dest)), info.Size-off))
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	filled := h.fromBehind(dest[:n], off)
+	if h.etag != info.ETag {
+		h.closeStream() // the file was committed or renamed here: read the new version
+		h.etag = info.ETag
+	}
+	filled := h.fromBehind(dest[:size], off)
 	failures := 0
-	for filled < n {
+	for filled < size {
 		cur := off + int64(filled)
-		if err := h.seek(ctx, cur, int64(n-filled)); err != nil {
-			return nil, h.node.fsys.errno("read", err)
+		if err := h.seek(ctx, info, cur, int64(size-filled)); err != nil {
+			return nil, n.fsys.errno("read", err)
 		}
-		k, err := h.readStream(ctx, dest[filled:n])
+		k, err := h.readStream(ctx, dest[filled:size])
 		filled += k
 		switch {
 		case err == nil:
@@ -266,19 +612,20 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 			// from where it stopped.
 			h.closeStream()
 			failures++
+			b, key, _ := n.key()
 			if failures >= readAttempts {
-				h.node.fsys.log.Error("read failed", "object", "s3://"+h.b.Name()+"/"+h.key, "offset", cur, "error", err.Error())
+				n.fsys.log.Error("read failed", "object", "s3://"+b+"/"+key, "offset", cur, "error", err.Error())
 				return nil, syscall.EIO
 			}
-			h.node.fsys.log.Debug("read stream broke; resuming", "object", "s3://"+h.b.Name()+"/"+h.key, "offset", h.pos, "error", err.Error())
+			n.fsys.log.Debug("read stream broke; resuming", "object", "s3://"+b+"/"+key, "offset", h.pos, "error", err.Error())
 		}
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return fuse.ReadResultData(dest[:size]), 0
 }
 
 // fromBehind copies into p the part of it, from off, that the stream just
 // returned, and returns how much it copied.
-func (h *readHandle) fromBehind(p []byte, off int64) int {
+func (h *fileHandle) fromBehind(p []byte, off int64) int {
 	start := h.pos - int64(len(h.behind))
 	if h.body == nil || off < start || off >= h.pos {
 		return 0
@@ -287,8 +634,9 @@ func (h *readHandle) fromBehind(p []byte, off int64) int {
 }
 
 // seek makes the stream yield cur next, skipping forward in it or opening a
-// new GET. need is how many bytes the current read still wants.
-func (h *readHandle) seek(ctx context.Context, cur, need int64) error {
+// new GET of the version info. need is how many bytes the current read
+// still wants.
+func (h *fileHandle) seek(ctx context.Context, info bucket.ObjectInfo, cur, need int64) error {
 	if h.body != nil && cur >= h.pos && cur < h.end && cur-h.pos <= seekForward {
 		if cur > h.pos {
 			if _, err := h.readStream(ctx, make([]byte, cur-h.pos)); err != nil {
@@ -308,10 +656,11 @@ func (h *readHandle) seek(ctx context.Context, cur, need int64) error {
 	} else {
 		h.window = startWindow
 	}
-	length := min(max(need, h.window), h.info.Size-cur)
+	length := min(max(need, h.window), info.Size-cur)
+	b, key, _ := h.node.key()
 	getCtx, cancel := context.WithCancel(h.ctx)
 	stop := context.AfterFunc(ctx, cancel)
-	body, err := h.b.Read(getCtx, h.key, cur, length, h.info.ETag)
+	body, err := h.node.fsys.opts.Bucket(b).Read(getCtx, key, cur, length, info.ETag)
 	stop()
 	if err != nil {
 		cancel()
@@ -319,7 +668,7 @@ func (h *readHandle) seek(ctx context.Context, cur, need int64) error {
 			err = errors.Join(bucket.ErrStale, err)
 		}
 		if errors.Is(err, bucket.ErrStale) {
-			h.node.setInfo(bucket.ObjectInfo{}) // make the next lookup ask S3
+			h.node.invalidate() // the next getattr and open ask S3
 		}
 		return err
 	}
@@ -330,7 +679,7 @@ func (h *readHandle) seek(ctx context.Context, cur, need int64) error {
 
 // readStream fills p from the stream, keeping what it read in behind. A FUSE
 // interrupt (ctx) aborts the GET.
-func (h *readHandle) readStream(ctx context.Context, p []byte) (int, error) {
+func (h *fileHandle) readStream(ctx context.Context, p []byte) (int, error) {
 	stop := context.AfterFunc(ctx, h.cancelBody)
 	k, err := io.ReadFull(h.body, p)
 	stop()
@@ -346,7 +695,7 @@ func (h *readHandle) readStream(ctx context.Context, p []byte) (int, error) {
 }
 
 // remember appends p to behind, keeping at most keepBehind bytes.
-func (h *readHandle) remember(p []byte) {
+func (h *fileHandle) remember(p []byte) {
 	if len(p) >= keepBehind {
 		h.behind = append(h.behind[:0], p[len(p)-keepBehind:]...)
 		return
@@ -359,7 +708,7 @@ func (h *readHandle) remember(p []byte) {
 }
 
 // closeStream abandons the open GET, if any.
-func (h *readHandle) closeStream() {
+func (h *fileHandle) closeStream() {
 	if h.body == nil {
 		return
 	}
@@ -369,11 +718,92 @@ func (h *readHandle) closeStream() {
 	h.behind = h.behind[:0]
 }
 
-// Release implements fusefs.FileReleaser.
-func (h *readHandle) Release(context.Context) syscall.Errno {
+// Write implements fusefs.FileWriter.
+func (h *fileHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if h.content == nil {
+		return 0, syscall.EBADF
+	}
+	h.wrote.Store(true)
+	n, err := h.content.write(ctx, data, off, h.appending)
+	if err != nil {
+		return 0, h.node.fsys.errno("write", err)
+	}
+	return uint32(n), 0
+}
+
+// Flush implements fusefs.FileFlusher. It runs on every close of a file
+// descriptor, and commits the file, so that close reports a failed upload,
+// when the process that opened the handle closes it and no other handle
+// may still write the file. A child process closing a descriptor it
+// inherited, or one writer of several closing, commits nothing: the last
+// close does.
+//
+// A flush before anything was written to a new or truncated file does not
+// store it either: shells and dd open with O_TRUNC, duplicate the
+// descriptor and close the original before writing, and storing an empty
+// object then would throw away the old content before the new is there.
+// Release stores the file if it stays empty.
+func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
+	c := h.content
+	if c == nil {
+		return 0
+	}
+	if h.truncated && !h.wrote.Load() && !c.hasUserMtime() {
+		return 0
+	}
+	if tgid := callerTgid(ctx); tgid != 0 && h.tgid != 0 && tgid != h.tgid {
+		return 0
+	}
+	n := h.node
+	n.mu.Lock()
+	others := n.writers > 1
+	n.mu.Unlock()
+	if others {
+		return 0
+	}
+	if err := c.commit(ctx); err != nil {
+		return n.fsys.errno("upload", err)
+	}
+	return 0
+}
+
+// Fsync implements fusefs.FileFsyncer: it stores the file as it stands, even
+// in the middle of writing it; writing may go on, and the next commit
+// stores the file again.
+func (h *fileHandle) Fsync(ctx context.Context, _ uint32) syscall.Errno {
+	c := h.content
+	if c == nil {
+		c = h.node.liveContent()
+	}
+	if c == nil {
+		return 0
+	}
+	if err := c.commit(ctx); err != nil {
+		return h.node.fsys.errno("upload", err)
+	}
+	return 0
+}
+
+// Release implements fusefs.FileReleaser. The last writer to close commits
+// the file; if that fails, the content is kept in the unsaved directory and
+// the log says where.
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	h.closeStream()
 	h.mu.Unlock()
 	h.cancel()
+	n := h.node
+	n.mu.Lock()
+	delete(n.handles, h)
+	n.mu.Unlock()
+	if h.content == nil {
+		if c := n.liveContent(); c != nil {
+			n.maybeDropContent(c) // the last reader of a detached file
+		}
+		return 0
+	}
+	if err := n.closeWriter(ctx, h.content); err != nil {
+		return n.fsys.errno("upload", err)
+	}
 	return 0
 }

@@ -69,7 +69,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,6 +85,7 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/s3mount/s3mount/internal/bucket"
 )
@@ -110,8 +113,10 @@ type Options struct {
 	// RenameLimit is the most objects a directory rename copies; larger
 	// directories fail with EXDEV and mv copies them itself. Default 1000.
 	RenameLimit int
-	// WriteMemory bounds the memory that streamed uploads hold across the
-	// mount; writers wait when it is full. Default 256 MiB.
+	// WriteMemory bounds the parts being uploaded at once across the
+	// mount, in bytes of 8 MiB parts (at least 4 parts). Parts are read
+	// from the staging files, so writers never wait for it. Default 256
+	// MiB.
 	WriteMemory int64
 }
 
@@ -133,8 +138,16 @@ type FS struct {
 	// directory in it, removed when the mount ends.
 	stagingRoot, stagingDir string
 
-	// budget bounds the memory of streamed uploads.
-	budget *memoryBudget
+	// uploadSlots bounds the part uploads under way across the mount: a
+	// send puts a token in while it runs.
+	uploadSlots chan struct{}
+
+	// inodes hands out inode numbers unique among live nodes.
+	inodes *inodeTable
+
+	// renameMu makes renames run one at a time, so that a rename may hold
+	// the content locks of every open file it moves.
+	renameMu sync.Mutex
 
 	// dirTimes remembers the modification times set on directories, which
 	// S3 has no place for, for the life of the mount. It is safe for
@@ -145,9 +158,10 @@ type FS struct {
 	// in Unix nanoseconds.
 	credLoggedAt atomic.Int64
 
-	handlesMu sync.Mutex // guards handles
-	// handles are the open write handles, for FlushAll.
-	handles map[*writeHandle]struct{}
+	contentsMu sync.Mutex // guards contents
+	// contents are the states of the files open for writing or holding
+	// unsaved changes, for FlushAll and Close.
+	contents map[*fileContent]struct{}
 
 	// mtimes remembers the stored mtime of object versions seen by Stat or
 	// written here, by bucket, key and ETag, because listings do not carry
@@ -219,10 +233,12 @@ func New(opts Options) (*FS, error) {
 		return nil, err
 	}
 	f := &FS{opts: opts, log: opts.Logger, mountTime: time.Now(), logged: logged, stagingRoot: opts.StagingDir,
-		budget: newMemoryBudget(opts.WriteMemory), dirTimes: dirTimes, mtimes: mtimes, handles: map[*writeHandle]struct{}{}}
+		uploadSlots: make(chan struct{}, max(partWorkers, opts.WriteMemory/minPartSize)), inodes: newInodeTable(),
+		dirTimes: dirTimes, mtimes: mtimes, contents: map[*fileContent]struct{}{}}
 	if f.stagingDir, err = prepareStaging(opts.StagingDir, opts.Logger); err != nil {
 		return nil, err
 	}
+	f.reportUnsaved()
 	f.tree.Store(newTree(opts.Roots))
 	f.root = &synthDir{fsys: f}
 	return f, nil
@@ -269,8 +285,12 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			// O_TRUNC arrives with the open, not as a separate truncate
 			// that would empty the object before the new content is ready.
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
-			Debug:             mo.Debug,
-			Logger:            slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
+			// The kernel enforces the owner and modes shown, so that
+			// with --allow-other other users cannot write with the
+			// mount's credentials.
+			Options: []string{"default_permissions"},
+			Debug:   mo.Debug,
+			Logger:  slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
 		},
 	}
 	srv, err := fusefs.Mount(dir, f.root, opts)
@@ -358,34 +378,114 @@ func (f *FS) writable(bucketName, key string) bool {
 	return ok && !r.ReadOnly
 }
 
-// FlushAll uploads what every file open for writing holds, so that a mount
-// being stopped loses nothing. It returns the errors of the uploads that
-// failed; their content stays staged for the handles' release.
+// ErrUnsaved matches the error Close returns when content that never
+// reached S3 was kept in UnsavedDir.
+var ErrUnsaved = errors.New("files were not saved to S3")
+
+// FlushAll commits every file open for writing or holding unsaved changes,
+// so that a mount being stopped loses nothing. It honours ctx: when ctx is
+// cancelled, uploads under way stop and their content stays unsaved. It
+// returns the errors of the commits that failed.
 func (f *FS) FlushAll(ctx context.Context) error {
-	f.handlesMu.Lock()
-	handles := make([]*writeHandle, 0, len(f.handles))
-	for h := range f.handles {
-		handles = append(handles, h)
-	}
-	f.handlesMu.Unlock()
 	var errs []error
-	for _, h := range handles {
-		h.mu.Lock()
-		if err := h.commit(ctx); err != nil {
-			errs = append(errs, err)
+	for _, c := range f.liveContents() {
+		if err := c.commit(ctx); err != nil {
+			b, key, _ := c.node.key()
+			errs = append(errs, fmt.Errorf("s3://%s/%s: %w", b, key, err))
 		}
-		h.mu.Unlock()
 	}
 	return errors.Join(errs...)
 }
 
-// Close removes the mount's staging directory. Call it after unmounting.
+func (f *FS) liveContents() []*fileContent {
+	f.contentsMu.Lock()
+	defer f.contentsMu.Unlock()
+	contents := make([]*fileContent, 0, len(f.contents))
+	for c := range f.contents {
+		contents = append(contents, c)
+	}
+	return contents
+}
+
+// UnsavedDir is where content that could not be uploaded is kept, across
+// mounts: a directory "unsaved" in Options.StagingDir.
+func (f *FS) UnsavedDir() string { return filepath.Join(f.stagingRoot, "unsaved") }
+
+// Close ends the filesystem; call it after unmounting. The content of every
+// file that never reached S3 is moved into UnsavedDir, and Close returns an
+// error matching ErrUnsaved that lists each file and where it was kept. The
+// mount's own staging directory is removed.
 func (f *FS) Close() error {
-	return os.RemoveAll(f.stagingDir)
+	var kept []string
+	var errs []error
+	for _, c := range f.liveContents() {
+		c.mu.Lock()
+		if !c.detached && (c.dirty || c.mtimeSet) && c.broken == nil {
+			b, key, _ := c.node.key()
+			path, err := c.keepUnsaved()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("s3://%s/%s could not be kept either, and is lost: %w", b, key, err))
+			} else {
+				kept = append(kept, fmt.Sprintf("s3://%s/%s kept at %s", b, key, path))
+			}
+		}
+		c.mu.Unlock()
+		c.close()
+	}
+	if err := os.RemoveAll(f.stagingDir); err != nil {
+		errs = append(errs, err)
+	}
+	if len(kept) > 0 {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrUnsaved, strings.Join(kept, "; ")))
+	}
+	return errors.Join(errs...)
+}
+
+// keepFile moves a staging file holding the unsaved content of
+// s3://bucketName/key into UnsavedDir, and returns its new path. The name
+// carries the time and the object's location.
+func (f *FS) keepFile(staging *os.File, bucketName, key string, size int64) (string, error) {
+	dir := f.UnsavedDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := staging.Truncate(size); err != nil {
+		return "", err
+	}
+	name := time.Now().UTC().Format("20060102T150405.000000000Z") + "-" + url.PathEscape(bucketName+"/"+key)
+	if len(name) > maxNameLen {
+		sum := fnv.New64a()
+		sum.Write([]byte(name))
+		name = name[:maxNameLen-17] + "-" + strconv.FormatUint(sum.Sum64(), 16)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.Rename(staging.Name(), path); err != nil {
+		return "", err
+	}
+	// The staging file is the kept one now; a fresh one takes its place,
+	// so that the content can still be closed as usual.
+	if fresh, err := os.CreateTemp(f.stagingDir, "w-"); err == nil {
+		if err := unix.Dup2(int(fresh.Fd()), int(staging.Fd())); err != nil {
+			f.log.Warn("could not replace a kept staging file", "error", err.Error())
+		}
+		os.Remove(fresh.Name())
+		fresh.Close()
+	}
+	return path, nil
+}
+
+// reportUnsaved logs what earlier mounts left in UnsavedDir.
+func (f *FS) reportUnsaved() {
+	entries, err := os.ReadDir(f.UnsavedDir())
+	if err != nil || len(entries) == 0 {
+		return
+	}
+	f.log.Warn(fmt.Sprintf("found %d files from an earlier mount that never reached S3", len(entries)),
+		"dir", f.UnsavedDir(), "hint", "each file is named after the time and its s3:// location (URL-escaped); copy back what you need, then delete it")
 }
 
 // prepareStaging creates this mount's staging directory (mode 0700) under
-// root, and removes those of mounts that are no longer running, left by a
+// root, and clears those of mounts that are no longer running, left by a
 // crash. Directories are named after the owning process.
 func prepareStaging(root string, log *slog.Logger) (string, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -403,8 +503,7 @@ func prepareStaging(root string, log *slog.Logger) (string, error) {
 			continue
 		}
 		if pid != os.Getpid() && syscall.Kill(pid, 0) == syscall.ESRCH {
-			log.Info("removing the staging files of a mount that is no longer running", "dir", filepath.Join(root, e.Name()))
-			os.RemoveAll(filepath.Join(root, e.Name()))
+			rescueStaging(root, filepath.Join(root, e.Name()), log)
 		}
 	}
 	dir, err := os.MkdirTemp(root, "mount-"+strconv.Itoa(os.Getpid())+"-")
@@ -412,6 +511,27 @@ func prepareStaging(root string, log *slog.Logger) (string, error) {
 		return "", fmt.Errorf("creating the staging directory: %w", err)
 	}
 	return dir, nil
+}
+
+// rescueStaging removes the staging directory of a mount that died. Its
+// files may hold content that never reached S3: those that are not empty
+// are moved into the unsaved directory first, named after their object.
+func rescueStaging(root, dir string, log *slog.Logger) {
+	entries, _ := os.ReadDir(dir)
+	rescued := 0
+	for _, e := range entries {
+		if info, err := e.Info(); err != nil || info.Size() == 0 {
+			continue
+		}
+		unsaved := filepath.Join(root, "unsaved")
+		if os.MkdirAll(unsaved, 0o700) == nil && os.Rename(filepath.Join(dir, e.Name()), filepath.Join(unsaved, "crashed-"+e.Name())) == nil {
+			rescued++
+		}
+	}
+	if rescued > 0 {
+		log.Warn("a mount that is no longer running left files that may not have reached S3; they are kept", "dir", filepath.Join(root, "unsaved"), "files", rescued)
+	}
+	os.RemoveAll(dir)
 }
 
 // localErrno maps a failure of the local staging file: a full disk is
@@ -472,6 +592,10 @@ func (f *FS) errno(op string, err error) syscall.Errno {
 		return syscall.EINTR
 	case errors.Is(err, syscall.ENOSPC):
 		return syscall.ENOSPC
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
 	}
 	f.log.Error("S3 request failed", "op", op, "error", err.Error())
 	return syscall.EIO

@@ -3,7 +3,6 @@ package fs
 import (
 	"bytes"
 	"context"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,29 +42,6 @@ func (d *dirNode) changeTarget(name string) (string, string, syscall.Errno) {
 	return b, prefix, 0
 }
 
-// updateListing records a change to the directory in its cached listing, if
-// it has one: e is the new entry, or nil for a removal.
-func (d *dirNode) updateListing(name string, e *dirEntry) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	l := d.listing
-	if l == nil {
-		return
-	}
-	_, had := l.entries[name]
-	if e == nil {
-		if had {
-			delete(l.entries, name)
-			l.names = slices.DeleteFunc(l.names, func(n string) bool { return n == name })
-		}
-		return
-	}
-	l.entries[name] = *e
-	if !had {
-		l.names = append(l.names, name)
-	}
-}
-
 // Access implements fusefs.NodeAccesser.
 func (d *dirNode) Access(_ context.Context, mask uint32) syscall.Errno {
 	b, prefix, _ := d.location()
@@ -92,30 +68,42 @@ func (d *dirNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.Se
 	return d.Getattr(ctx, fh, out)
 }
 
-// Create implements fusefs.NodeCreater. The object is stored when the file
-// is first flushed, so that even an empty file exists after close.
-func (d *dirNode) Create(ctx context.Context, name string, _, _ uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
+// Create implements fusefs.NodeCreater. The new file is listed, and seen
+// by every lookup, from now on; it is stored at its commit, so that even an
+// empty file exists after close.
+func (d *dirNode) Create(ctx context.Context, name string, flags, _ uint32, out *fuse.EntryOut) (*fusefs.Inode, fusefs.FileHandle, uint32, syscall.Errno) {
 	b, prefix, errno := d.changeTarget(name)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
 	key := prefix + name
-	info := bucket.ObjectInfo{Key: key, LastModified: time.Now().UTC(), Mtime: time.Now()}
-	node := &fileNode{fsys: d.fsys, info: info, infoAt: time.Now()}
-	ino := fileIno(b, key)
-	ch := d.NewInode(ctx, node, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: ino})
-	fn, ok := ch.Operations().(*fileNode)
-	if !ok {
-		return nil, nil, 0, syscall.EISDIR
+	var fn *fileNode
+	if existing := d.GetChild(name); existing != nil {
+		if fn, _ = existing.Operations().(*fileNode); fn == nil {
+			return nil, nil, 0, syscall.EISDIR
+		}
 	}
-	fn.setInfo(info)
-	h, err := d.fsys.newWriteHandle(fn, b, key, info, true)
+	now := time.Now()
+	info := bucket.ObjectInfo{Key: key, LastModified: now.UTC(), Mtime: now}
+	if fn == nil {
+		fn = d.fsys.newFileNode(b, key, info)
+		d.NewInode(ctx, fn, fusefs.StableAttr{Mode: syscall.S_IFREG, Ino: d.fsys.inodes.assign("object", b, key)})
+	}
+	c, err := fn.openWriter(ctx)
 	if err != nil {
 		return nil, nil, 0, d.fsys.errno("create", err)
 	}
-	d.fsys.fileAttr(&out.Attr, ino, info, true)
+	if err := c.truncate(ctx, 0); err != nil {
+		fn.closeWriter(ctx, c)
+		return nil, nil, 0, d.fsys.errno("create", err)
+	}
+	h := d.fsys.newHandle(ctx, fn, flags|syscall.O_TRUNC)
+	h.content = c
+	fn.addHandle(h)
+	d.fsys.fileAttr(&out.Attr, fn.StableAttr().Ino, info, true)
+	out.SetAttrTimeout(liveAttrTimeout)
 	d.updateListing(name, &dirEntry{info: info})
-	return ch, h, 0, 0
+	return &fn.Inode, h, 0, 0
 }
 
 // Mkdir implements fusefs.NodeMkdirer with a "name/" marker object.
@@ -129,14 +117,29 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, _ uint32, out *fuse.En
 		return nil, d.fsys.errno("mkdir", err)
 	}
 	d.updateListing(name, &dirEntry{dir: true})
-	return newDirInode(ctx, &d.Inode, d.fsys, b, marker, out), 0
+	return newDirInode(ctx, &d.Inode, name, d.fsys, b, marker, out), 0
 }
 
-// Unlink implements fusefs.NodeUnlinker.
+// childFile returns the child file called name, if this mount has a node
+// for it.
+func (d *dirNode) childFile(name string) *fileNode {
+	if ch := d.GetChild(name); ch != nil {
+		fn, _ := ch.Operations().(*fileNode)
+		return fn
+	}
+	return nil
+}
+
+// Unlink implements fusefs.NodeUnlinker. A file still open is detached
+// first: an upload under way stops, nothing of it is stored, and its handles
+// keep working until they close.
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	b, prefix, errno := d.changeTarget(name)
 	if errno != 0 {
 		return errno
+	}
+	if fn := d.childFile(name); fn != nil {
+		fn.detach()
 	}
 	if err := d.fsys.opts.Bucket(b).Delete(ctx, prefix+name); err != nil {
 		return d.fsys.errno("unlink", err)
@@ -146,12 +149,19 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 // Rmdir implements fusefs.NodeRmdirer. A directory is empty when nothing
-// but its own marker is under its prefix; implicit directories have no
-// marker to delete.
+// but its own marker is under its prefix, and no file in it is open for
+// writing or unsaved; implicit directories have no marker to delete.
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	b, prefix, errno := d.changeTarget(name)
 	if errno != 0 {
 		return errno
+	}
+	if ch := d.GetChild(name); ch != nil {
+		for _, grandchild := range ch.Children() {
+			if fn, ok := grandchild.Operations().(*fileNode); ok && fn.liveContent() != nil {
+				return syscall.ENOTEMPTY
+			}
+		}
 	}
 	dirPrefix := prefix + name + "/"
 	bk := d.fsys.opts.Bucket(b)
@@ -169,6 +179,9 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 			return d.fsys.errno("rmdir", err)
 		}
 	}
+	if ch := d.GetChild(name); ch != nil {
+		d.fsys.inodes.detach(ch.StableAttr().Ino)
+	}
 	d.updateListing(name, nil)
 	return 0
 }
@@ -176,7 +189,8 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 // Rename implements fusefs.NodeRenamer: server-side copies, then deletes.
 // Renames between authorized paths, and of directories holding more than
 // Options.RenameLimit objects, fail with EXDEV, so that mv copies and
-// deletes by itself.
+// deletes by itself. Open files follow the rename: their unsaved content is
+// stored at the new name when it is committed. Renames run one at a time.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	nd, ok := newParent.(*dirNode)
 	if !ok {
@@ -199,9 +213,20 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.Inod
 	if b != nb || srcRoot != dstRoot {
 		return syscall.EXDEV
 	}
+	d.fsys.renameMu.Lock()
+	defer d.fsys.renameMu.Unlock()
 	bk := d.fsys.opts.Bucket(b)
-	child := d.GetChild(name)
-	if child == nil {
+	var fn *fileNode
+	if child := d.GetChild(name); child != nil {
+		switch node := child.Operations().(type) {
+		case *dirNode:
+			return d.renameDir(ctx, bk, src+"/", dst+"/", child, nd, name, newName, flags)
+		case *fileNode:
+			fn = node
+		}
+	}
+	var info bucket.ObjectInfo
+	if fn == nil {
 		e, found, err := d.fsys.lookupKey(ctx, bk, prefix, name)
 		if err != nil {
 			return d.fsys.errno("rename", err)
@@ -210,27 +235,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fusefs.Inod
 			return syscall.ENOENT
 		}
 		if e.dir {
-			return d.renameDir(ctx, bk, src+"/", dst+"/", nd, name, newName, flags)
+			return d.renameDir(ctx, bk, src+"/", dst+"/", nil, nd, name, newName, flags)
 		}
-		return d.renameFile(ctx, bk, src, dst, e.info, nd, name, newName, flags)
+		info = e.info
 	}
-	switch node := child.Operations().(type) {
-	case *dirNode:
-		return d.renameDir(ctx, bk, src+"/", dst+"/", nd, name, newName, flags)
-	case *fileNode:
-		// Pending writes go first, so the copy has them.
-		if w := node.pendingWriter(); w != nil {
-			if errno := w.commitErrno(ctx); errno != 0 {
-				return errno
-			}
-		}
-		info, err := node.attrInfo(ctx)
-		if err != nil {
-			return d.fsys.errno("rename", err)
-		}
-		return d.renameFile(ctx, bk, src, dst, info, nd, name, newName, flags)
-	}
-	return syscall.EINVAL
+	return d.renameFile(ctx, bk, src, dst, fn, info, nd, name, newName, flags)
 }
 
 // unix_RENAME_EXCHANGE and unix_RENAME_NOREPLACE are renameat2's flags.
@@ -239,13 +248,61 @@ const (
 	unix_RENAME_EXCHANGE  = 2
 )
 
-func (d *dirNode) renameFile(ctx context.Context, bk bucket.Bucket, src, dst string, info bucket.ObjectInfo, nd *dirNode, name, newName string, flags uint32) syscall.Errno {
+// renameFile renames the file src, whose node is fn if this mount has one
+// (otherwise info describes it), to dst. d.fsys.renameMu is held.
+func (d *dirNode) renameFile(ctx context.Context, bk bucket.Bucket, src, dst string, fn *fileNode, info bucket.ObjectInfo, nd *dirNode, name, newName string, flags uint32) syscall.Errno {
+	target := nd.childFile(newName)
 	if flags&unix_RENAME_NOREPLACE != 0 {
+		if target != nil && target.liveContent() != nil {
+			return syscall.EEXIST
+		}
 		if _, err := bk.Stat(ctx, dst); err == nil {
 			return syscall.EEXIST
 		}
 	}
-	moved, err := bk.Copy(ctx, src, dst, info.Size, time.Time{})
+	var c *fileContent
+	if fn != nil {
+		if c = fn.liveContent(); c != nil {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+		}
+	}
+	if target != nil && target != fn {
+		target.detach() // replaced: its unsaved content goes with it
+	}
+	if c != nil && (c.dirty || c.detached) {
+		// Unsaved data follows the file and is stored at dst when it is
+		// committed; the old version at src goes now.
+		c.dropUpload()
+		if c.base.ETag != "" {
+			if err := bk.Delete(ctx, src); err != nil {
+				return d.fsys.errno("rename", err)
+			}
+		}
+		fn.setKey(bk.Name(), dst)
+		size, mtime := c.stat()
+		live := c.base
+		live.Key, live.Size = dst, size
+		if !mtime.IsZero() {
+			live.Mtime = mtime
+		}
+		d.updateListing(name, nil)
+		nd.updateListing(newName, &dirEntry{info: live})
+		return 0
+	}
+	var mtime time.Time
+	if c != nil {
+		info = c.base
+		if c.mtimeSet {
+			mtime = c.mtime
+		}
+	} else if fn != nil {
+		var err error
+		if info, err = fn.currentInfo(ctx); err != nil {
+			return d.fsys.errno("rename", err)
+		}
+	}
+	moved, err := bk.Copy(ctx, src, dst, info.Size, mtime)
 	if err != nil {
 		return d.fsys.errno("rename", err)
 	}
@@ -256,17 +313,21 @@ func (d *dirNode) renameFile(ctx context.Context, bk bucket.Bucket, src, dst str
 		moved.Mtime = info.Mtime
 	}
 	d.fsys.noteMtime(bk.Name(), moved)
+	if fn != nil {
+		fn.setKey(bk.Name(), dst)
+		if c != nil {
+			c.base, c.mtimeSet = moved, false
+		}
+		fn.setVersion(moved)
+	}
 	d.updateListing(name, nil)
 	nd.updateListing(newName, &dirEntry{info: moved})
-	if ch := d.GetChild(name); ch != nil {
-		if fn, ok := ch.Operations().(*fileNode); ok {
-			fn.setInfo(moved)
-		}
-	}
 	return 0
 }
 
-func (d *dirNode) renameDir(ctx context.Context, bk bucket.Bucket, src, dst string, nd *dirNode, name, newName string, flags uint32) syscall.Errno {
+// renameDir renames the directory src to dst (both ending in "/"); child
+// is its node, if this mount has one. d.fsys.renameMu is held.
+func (d *dirNode) renameDir(ctx context.Context, bk bucket.Bucket, src, dst string, child *fusefs.Inode, nd *dirNode, name, newName string, flags uint32) syscall.Errno {
 	if strings.HasPrefix(dst, src) {
 		return syscall.EINVAL // into itself
 	}
@@ -300,19 +361,78 @@ func (d *dirNode) renameDir(ctx context.Context, bk bucket.Bucket, src, dst stri
 		}
 		req.ContinuationToken = page.NextContinuationToken
 	}
+	// The nodes this mount has below the directory follow it. Files that
+	// hold content are held still meanwhile, so that no commit stores at
+	// an old key.
+	var files []movedFile
+	var dirs []movedDir
+	if child != nil {
+		collectMoved(child, src, &files, &dirs)
+	}
+	for _, m := range files {
+		if m.c != nil {
+			m.c.mu.Lock()
+			defer m.c.mu.Unlock()
+			m.c.dropUpload()
+		}
+	}
+	moved := map[string]bucket.ObjectInfo{}
 	for _, o := range objects {
-		if _, err := bk.Copy(ctx, o.Key, dst+strings.TrimPrefix(o.Key, src), o.Size, time.Time{}); err != nil {
+		info, err := bk.Copy(ctx, o.Key, dst+strings.TrimPrefix(o.Key, src), o.Size, time.Time{})
+		if err != nil {
 			return d.fsys.errno("rename", err)
 		}
+		moved[o.Key] = info
 	}
 	for _, o := range objects {
 		if err := bk.Delete(ctx, o.Key); err != nil {
 			return d.fsys.errno("rename", err)
 		}
 	}
+	for _, m := range files {
+		m.n.setKey(bk.Name(), dst+strings.TrimPrefix(m.key, src))
+		if info, ok := moved[m.key]; ok {
+			if m.c != nil && !m.c.dirty {
+				m.c.base = info
+			}
+			m.n.setVersion(info)
+		}
+	}
+	for _, m := range dirs {
+		d.fsys.inodes.move(m.ino, "object", bk.Name(), dst+strings.TrimPrefix(m.prefix, src))
+	}
 	d.updateListing(name, nil)
 	nd.updateListing(newName, &dirEntry{dir: true})
 	return 0
+}
+
+// movedFile and movedDir are nodes below a directory being renamed, with
+// their keys before the rename.
+type movedFile struct {
+	n   *fileNode
+	c   *fileContent
+	key string
+}
+
+type movedDir struct {
+	ino    uint64
+	prefix string
+}
+
+// collectMoved gathers the nodes below the directory node dir, whose prefix
+// is prefix, and the directory itself.
+func collectMoved(dir *fusefs.Inode, prefix string, files *[]movedFile, dirs *[]movedDir) {
+	*dirs = append(*dirs, movedDir{ino: dir.StableAttr().Ino, prefix: prefix})
+	for name, ch := range dir.Children() {
+		switch node := ch.Operations().(type) {
+		case *fileNode:
+			if _, key, ok := node.key(); ok {
+				*files = append(*files, movedFile{n: node, c: node.liveContent(), key: key})
+			}
+		case *dirNode:
+			collectMoved(ch, prefix+name+"/", files, dirs)
+		}
+	}
 }
 
 var (

@@ -682,36 +682,49 @@ func keptAt(logs, object string) string {
 	return ""
 }
 
-// TestWriteTwoHandles writes the same file through two descriptors: the
-// last to close wins.
+// TestWriteTwoHandles writes the same file through two descriptors that
+// both truncated it: they share one content, as on a local disk, and the
+// file is stored when the last one closes.
 func TestWriteTwoHandles(t *testing.T) {
 	w := newWriteTest(t)
 	mustSh(t, w.m.dir, "mkdir -p "+q(w.dir)+" && echo original > "+q(filepath.Join(w.dir, "two.txt")))
-	path := filepath.Join(w.dir, "two.txt")
-	a, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	oracle := filepath.Join(t.TempDir(), "two.txt")
+	if err := os.WriteFile(oracle, []byte("original\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{oracle, filepath.Join(w.dir, "two.txt")} {
+		a, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			a.Close()
+			t.Fatal(err)
+		}
+		_, errA := a.WriteString("content written through handle A, the longer one\n")
+		_, errB := b.WriteString("B\n")
+		if errA != nil || errB != nil {
+			t.Errorf("writes: %v, %v", errA, errB)
+		}
+		if err := a.Close(); err != nil {
+			t.Errorf("close A: %v", err)
+		}
+		if path != oracle {
+			// B still writes: nothing is stored yet.
+			w.wantObject(t, wsBucket, w.prefix+"two.txt", []byte("original\n"))
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("close B: %v", err)
+		}
+	}
+	want, err := os.ReadFile(oracle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		a.Close()
-		t.Fatal(err)
-	}
-	_, errA := a.WriteString("content written through handle A, the longer one\n")
-	_, errB := b.WriteString("B\n")
-	if errA != nil || errB != nil {
-		t.Errorf("writes: %v, %v", errA, errB)
-	}
-	if err := a.Close(); err != nil {
-		t.Errorf("close A: %v", err)
-	}
-	w.wantObject(t, wsBucket, w.prefix+"two.txt", []byte("content written through handle A, the longer one\n"))
-	if err := b.Close(); err != nil {
-		t.Errorf("close B: %v", err)
-	}
-	w.wantObject(t, wsBucket, w.prefix+"two.txt", []byte("B\n"))
-	if out := mustSh(t, w.dir, "cat two.txt"); out != "B\n" {
-		t.Errorf("cat two.txt = %q, want %q", out, "B\n")
+	w.wantObject(t, wsBucket, w.prefix+"two.txt", want)
+	if out := mustSh(t, w.dir, "cat two.txt"); out != string(want) {
+		t.Errorf("cat two.txt = %q, want %q", out, want)
 	}
 }
 

@@ -158,7 +158,7 @@ func parseFlags(args []string) (*config, error) {
 	f.BoolVar(&cfg.readOnly, "read-only", false, "mount everything read-only")
 	f.BoolVar(&cfg.debug, "debug", false, "log debug detail, including every credential renewal")
 	f.BoolVar(&cfg.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
-	f.BoolVar(&cfg.allowOther, "allow-other", false, "let other users access the mount")
+	f.BoolVar(&cfg.allowOther, "allow-other", false, "let other users use the mount, as far as --uid, --gid, --file-mode and --dir-mode allow them")
 	f.IntVar(&cfg.uid, "uid", os.Getuid(), "owner of every file")
 	f.IntVar(&cfg.gid, "gid", os.Getgid(), "group of every file")
 	cfg.fileMode, cfg.dirMode = 0o644, 0o755
@@ -398,9 +398,9 @@ func mount(cfg *config) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	defer fsys.Close()
 	srv, err := fsys.Mount(cfg.mountpoint, fs.MountOptions{AllowOther: cfg.allowOther, Debug: cfg.debugFUSE})
 	if err != nil {
+		fsys.Close()
 		return fail("%v", err)
 	}
 
@@ -419,50 +419,111 @@ func mount(cfg *config) int {
 
 	done := make(chan struct{})
 	go func() { srv.Wait(); close(done) }()
+	code := 0
 	select {
 	case <-done:
 		logger.Info("unmounted from outside; exiting", "mountpoint", cfg.mountpoint)
-		return 0
 	case sig := <-sigs:
-		logger.Info("stopping: uploading what open files hold, then unmounting", "signal", sig.String(), "mountpoint", cfg.mountpoint)
+		logger.Info("stopping: uploading what open files hold, then unmounting (signal again to stop waiting for the uploads)", "signal", sig.String(), "mountpoint", cfg.mountpoint)
+		code = stopMount(fsys, srv, cfg.mountpoint, done, sigs, logger)
 	}
-	if err := fsys.FlushAll(context.Background()); err != nil {
-		logger.Error("some open files could not be uploaded; they are kept in the staging directory", "error", err.Error())
+	// Close keeps what never reached S3 in the unsaved directory, which
+	// outlives the mount, and says which files those are.
+	if err := fsys.Close(); errors.Is(err, fs.ErrUnsaved) {
+		logger.Error("some files never reached S3; their content is kept on this machine: copy them back once S3 is reachable",
+			"kept_in", fsys.UnsavedDir(), "files", err.Error())
+		code = 1
+	} else if err != nil {
+		logger.Error("cleaning up the staging directory", "error", err.Error(), "unsaved_dir", fsys.UnsavedDir())
+		code = 1
 	}
-	return unmount(srv, cfg.mountpoint, done, logger)
+	if code != 0 {
+		logger.Error("stopped with errors (see above); exiting with status 1", "mountpoint", cfg.mountpoint)
+	}
+	return code
+}
+
+// flushGrace is how long a cancelled flush may take to stop before the
+// mount is taken down anyway.
+const flushGrace = 5 * time.Second
+
+// stopMount uploads what files open for writing hold, then unmounts. A
+// second signal cancels the uploads still running and detaches the mount at
+// once, rather than waiting for programs to close their files; what was not
+// uploaded stays staged for fsys.Close to keep. It returns the exit status:
+// non-zero if an upload failed or was cancelled, or the unmount failed.
+func stopMount(fsys *fs.FS, srv *fuse.Server, mountpoint string, done <-chan struct{}, sigs <-chan os.Signal, logger *slog.Logger) int {
+	hurry, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case sig := <-sigs:
+			logger.Warn("signalled again: stopping now; uploads still running are cancelled and what they hold is kept on this machine", "signal", sig.String())
+			cancel()
+		case <-stopped:
+		}
+	}()
+	code := 0
+	flushed := make(chan error, 1)
+	go func() { flushed <- fsys.FlushAll(hurry) }()
+	var err error
+	select {
+	case err = <-flushed:
+	case <-hurry.Done():
+		select {
+		case err = <-flushed:
+		case <-time.After(flushGrace):
+			err = fmt.Errorf("the uploads did not stop within %v of being cancelled", flushGrace)
+		}
+	}
+	if err != nil {
+		// FlushAll fails when it is cancelled, so this covers that too.
+		logger.Error("some open files could not be uploaded; what is still unsaved when the mount ends is kept in unsaved_dir", "unsaved_dir", fsys.UnsavedDir(), "error", err.Error())
+		code = 1
+	}
+	if !unmount(hurry, srv, mountpoint, done, logger) {
+		code = 1
+	}
+	return code
 }
 
 // unmount unmounts, retrying while the mount is busy, and detaches it lazily
-// if it stays busy.
-func unmount(srv *fuse.Server, mountpoint string, done <-chan struct{}, logger *slog.Logger) int {
+// if it stays busy or once hurry is cancelled. It reports whether the mount
+// is gone or detached.
+func unmount(hurry context.Context, srv *fuse.Server, mountpoint string, done <-chan struct{}, logger *slog.Logger) bool {
 	wait := 10 * time.Second
 	for attempt := 0; ; attempt++ {
 		err := srv.Unmount()
 		if err == nil {
 			break
 		}
-		if attempt == 0 {
+		if attempt == 0 && hurry.Err() == nil {
 			logger.Warn("mount is busy (a shell or program is using it); retrying", "error", err.Error())
 		}
-		if attempt == 10 {
+		if attempt == 10 || hurry.Err() != nil {
 			logger.Warn("mount still busy; detaching it, it disappears once nothing uses it")
 			if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
 				logger.Error("could not unmount", "error", err.Error(), "hint", "umount -l "+mountpoint)
-				return 1
+				return false
 			}
 			// Programs still hold files on the detached mount; they get
-			// errors from now on, but what they wrote was uploaded.
+			// errors once this process exits.
 			wait = time.Second
 			break
 		}
-		time.Sleep(500 * time.Millisecond)
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-hurry.Done():
+		}
 	}
 	select {
 	case <-done:
 	case <-time.After(wait):
 	}
 	logger.Info("unmounted", "mountpoint", mountpoint)
-	return 0
+	return true
 }
 
 // printCredentials prints fresh credentials as AWS credential_process

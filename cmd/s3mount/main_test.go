@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"os"
 	"os/exec"
@@ -1028,4 +1029,210 @@ func TestOtherProviders(t *testing.T) {
 			t.Errorf("exit status %d", code)
 		}
 	})
+}
+
+// wsBucket is the rig's read-write workspace bucket. Tests that write use
+// their own prefix in it (testPrefix), below the authorized jdoe/.
+const wsBucket = "maap-ops-workspace"
+
+// testPrefix returns a fresh key prefix under the authorized path in
+// wsBucket, such as "jdoe/perm-1a2b3c4d/", and deletes everything under it
+// when the test ends. Call it before mountDir, so that the deletion comes
+// after every mount and process of the test is gone.
+func testPrefix(t *testing.T, r *rig.Rig, name string) string {
+	t.Helper()
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "jdoe/" + name + "-" + hex.EncodeToString(b[:]) + "/"
+	t.Cleanup(func() {
+		for key := range s3Snapshot(t, r, prefix) {
+			if _, err := r.MinIO.Client().DeleteObject(context.Background(), &s3.DeleteObjectInput{
+				Bucket: aws.String(wsBucket), Key: aws.String(prefix + key)}); err != nil {
+				t.Errorf("cleanup: DeleteObject s3://%s/%s%s: %v", wsBucket, prefix, key, err)
+			}
+		}
+	})
+	return prefix
+}
+
+// putObjects stores objects, by key relative to prefix, through the SDK.
+func putObjects(t *testing.T, r *rig.Rig, prefix string, objects map[string]string) {
+	t.Helper()
+	for key, body := range objects {
+		if _, err := r.MinIO.Client().PutObject(context.Background(), &s3.PutObjectInput{
+			Bucket: aws.String(wsBucket), Key: aws.String(prefix + key), Body: strings.NewReader(body)}); err != nil {
+			t.Fatalf("PutObject s3://%s/%s%s: %v", wsBucket, prefix, key, err)
+		}
+	}
+}
+
+// s3Snapshot returns every object under prefix in wsBucket, by key relative
+// to prefix, with its body, read through the SDK rather than the mount.
+func s3Snapshot(t *testing.T, r *rig.Rig, prefix string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	objects := map[string]string{}
+	pages := s3.NewListObjectsV2Paginator(r.MinIO.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(wsBucket), Prefix: aws.String(prefix)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("listing s3://%s/%s: %v", wsBucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			out, err := r.MinIO.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(wsBucket), Key: o.Key})
+			if err != nil {
+				t.Fatalf("GetObject s3://%s/%s: %v", wsBucket, aws.ToString(o.Key), err)
+			}
+			body, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil {
+				t.Fatalf("reading s3://%s/%s: %v", wsBucket, aws.ToString(o.Key), err)
+			}
+			objects[strings.TrimPrefix(aws.ToString(o.Key), prefix)] = string(body)
+		}
+	}
+	return objects
+}
+
+// showObjects formats objects as sorted key=body pairs, for messages.
+func showObjects(objects map[string]string) string {
+	keys := slices.Sorted(maps.Keys(objects))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%q", k, objects[k])
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// otherUser is the unprivileged uid and gid that the permission tests act
+// as (nobody and nogroup on most systems).
+const otherUser = 65534
+
+// requireOtherUser skips the test unless this process can run commands as
+// otherUser.
+func requireOtherUser(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("acting as another user needs root")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("acting as another user needs setpriv (util-linux)")
+	}
+}
+
+// asOtherUser runs a shell script as otherUser, with no supplementary
+// groups and args as $1, $2..., and returns its combined output.
+func asOtherUser(t *testing.T, script string, args ...string) (string, error) {
+	t.Helper()
+	id := strconv.Itoa(otherUser)
+	return runTool(t, "setpriv", append([]string{"--reuid", id, "--regid", id, "--clear-groups", "sh", "-c", script, "sh"}, args...)...)
+}
+
+// openMountDir returns mountDir(t) with the directories above it, up to the
+// temporary directory, opened to every user: another user then reaches the
+// mount point, and only the mount itself can turn it away.
+func openMountDir(t *testing.T) string {
+	t.Helper()
+	dir := mountDir(t)
+	top, err := filepath.EvalSymlinks(os.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(dir); strings.HasPrefix(d, top+string(filepath.Separator)); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := asOtherUser(t, `ls -a "$1"`, dir); err != nil {
+		t.Fatalf("before mounting, uid %d cannot list %s: %v %s", otherUser, dir, err, out)
+	}
+	return dir
+}
+
+// TestOtherUsers checks that the kernel enforces the owner and modes the
+// mount shows (default_permissions): without them, --allow-other would let
+// every local user change and delete objects with the mount owner's
+// credentials. It acts as a second user and checks the bucket through the
+// SDK, so that a refusal that still reached S3 would show.
+func TestOtherUsers(t *testing.T) {
+	requireOtherUser(t)
+	r := getSharedRig(t)
+	id := strconv.Itoa(otherUser)
+	// The changes the other user tries, each applied to the objects the
+	// test starts with when it is allowed. $1 is the test's directory.
+	changes := []struct {
+		name, script string
+		apply        func(objects map[string]string)
+	}{
+		{"create", `touch "$1/new.txt"`, func(o map[string]string) { o["new.txt"] = "" }},
+		{"overwrite", `printf 'changed\n' > "$1/existing.txt"`, func(o map[string]string) { o["existing.txt"] = "changed\n" }},
+		{"append", `printf 'more\n' >> "$1/appended.txt"`, func(o map[string]string) { o["appended.txt"] += "more\n" }},
+		{"remove", `rm -f "$1/victim.txt"`, func(o map[string]string) { delete(o, "victim.txt") }},
+		{"mkdir", `mkdir "$1/newdir"`, func(o map[string]string) { o["newdir/"] = "" }},
+		{"rename", `mv "$1/moveme.txt" "$1/moved.txt"`, func(o map[string]string) {
+			o["moved.txt"] = o["moveme.txt"]
+			delete(o, "moveme.txt")
+		}},
+	}
+	tests := []struct {
+		name  string
+		flags []string
+		// sees is whether the other user may use the mount at all, and
+		// writes whether the owner and modes shown let it change files.
+		sees, writes bool
+	}{
+		{name: "without allow-other"},
+		{name: "without allow-other, owned by the other user", flags: []string{"--uid", id, "--gid", id}},
+		{name: "allow-other", flags: []string{"--allow-other"}, sees: true},
+		{name: "allow-other, owned by the other user", flags: []string{"--allow-other", "--uid", id, "--gid", id}, sees: true, writes: true},
+		{name: "allow-other, group-writable for the other user", flags: []string{"--allow-other", "--gid", id, "--file-mode", "0664", "--dir-mode", "0775"}, sees: true, writes: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prefix := testPrefix(t, r, "others")
+			objects := map[string]string{"existing.txt": "existing\n", "appended.txt": "appended\n", "victim.txt": "victim\n", "moveme.txt": "moveme\n"}
+			putObjects(t, r, prefix, objects)
+			dir := openMountDir(t)
+			p := startForeground(t, dir, env(r.Env()...), append(append([]string{"--foreground"}, tt.flags...), dir)...)
+			p.waitMounted(t, dir)
+			work := filepath.Join(dir, wsBucket, prefix)
+
+			if !tt.sees {
+				// FUSE turns away every user but the one who mounted.
+				if out, err := asOtherUser(t, `stat "$1"`, dir); err == nil || !strings.Contains(out, "Permission denied") {
+					t.Errorf("stat %s as uid %d = %v %q, want Permission denied", dir, otherUser, err, out)
+				}
+			} else {
+				// Every mode here lets anyone read.
+				out, err := asOtherUser(t, `ls "$1" && cat "$1/existing.txt"`, work)
+				if want := "appended.txt\nexisting.txt\nmoveme.txt\nvictim.txt\nexisting\n"; err != nil || out != want {
+					t.Errorf("ls and cat as uid %d = %v %q, want %q", otherUser, err, out, want)
+				}
+				for _, c := range changes {
+					out, err := asOtherUser(t, c.script, work)
+					switch {
+					case tt.writes && err != nil:
+						t.Errorf("%s as uid %d, allowed by the owner and modes: %v %q, want success", c.name, otherUser, err, out)
+					case !tt.writes && (err == nil || !strings.Contains(out, "Permission denied")):
+						t.Errorf("%s as uid %d, not allowed by the owner and modes: %v %q, want Permission denied", c.name, otherUser, err, out)
+					}
+					if tt.writes {
+						c.apply(objects)
+					}
+				}
+				// Root, who mounted here, may change files whoever owns
+				// them.
+				mustRunTool(t, "touch", filepath.Join(work, "by-root.txt"))
+				objects["by-root.txt"] = ""
+			}
+			if got := s3Snapshot(t, r, prefix); !maps.Equal(got, objects) {
+				t.Errorf("objects under s3://%s/%s = %s, want %s", wsBucket, prefix, showObjects(got), showObjects(objects))
+			}
+			if code := p.signalAndWait(t, syscall.SIGTERM); code != 0 {
+				t.Errorf("exit status after SIGTERM: got %d, want 0; output:\n%s", code, tail(p.stderr.String()))
+			}
+		})
+	}
 }
