@@ -11,7 +11,7 @@ TESTFLAGS ?=
 
 help:
 	@echo "make demo    mount sample MAAP workspace paths from a local MinIO at $(MOUNT) (Ctrl-C stops)"
-	@echo "make test    run every test: unit tests with -race, real FUSE mounts over MinIO, a 3-minute soak, short fuzzing"
+	@echo "make test    run every test under -race, shuffled: unit tests, real FUSE mounts over MinIO, a 3-minute soak, short fuzzing"
 	@echo "make build   build bin/s3mount"
 	@echo "make fuzz    fuzz the parsers and the name mapping for FUZZTIME each (default $(FUZZTIME))"
 	@echo "make bench   read throughput through the mount against the SDK, side by side"
@@ -33,9 +33,7 @@ demo: deps build bin/s3mount-rig
 	./bin/s3mount-rig --s3mount bin/s3mount $(MOUNT)
 
 test: deps check
-	S3MOUNT_REQUIRE_RIG=1 $(GO) test -race -count=1 -timeout 25m $(TESTFLAGS) ./...; \
-		status=$$?; ./scripts/cleanup-mounts.sh; exit $$status
-	S3MOUNT_REQUIRE_RIG=1 $(GO) test -count=1 -timeout 10m -run '^TestSoak$$' $(TESTFLAGS) ./fs; \
+	S3MOUNT_REQUIRE_RIG=1 $(GO) test -race -count=1 -shuffle=on -timeout 25m $(TESTFLAGS) ./...; \
 		status=$$?; ./scripts/cleanup-mounts.sh; exit $$status
 	$(MAKE) fuzz
 
@@ -43,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzChildName$$' -fuzztime $(FUZZTIME) ./fs
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExpiry$$' -fuzztime $(FUZZTIME) ./creds
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMAAP$$' -fuzztime $(FUZZTIME) ./creds
+	$(GO) test -run '^$$' -fuzz '^FuzzPartAt$$' -fuzztime $(FUZZTIME) ./fs
 
 bench: deps
 	./scripts/bench.sh

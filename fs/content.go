@@ -370,15 +370,24 @@ func (c *fileContent) committed(info bucket.ObjectInfo) {
 }
 
 // keepUnsaved moves content that could not be uploaded into the mount's
-// unsaved directory, and returns where it was kept. c.mu must be held.
+// unsaved directory, and returns where it was kept. The content then reads
+// as the version in S3 again. c.mu must be held.
 func (c *fileContent) keepUnsaved() (string, error) {
+	c.dropUpload()
 	b, key, _ := c.node.key()
 	path, err := c.fsys.keepFile(c.staging, b, key, c.size)
-	if err == nil {
-		c.dirty, c.mtimeSet = false, false
-		c.dropUpload()
+	if err != nil {
+		return "", err
 	}
-	return path, err
+	fresh, ferr := os.CreateTemp(c.fsys.stagingDir, "w-")
+	if ferr == nil {
+		c.staging.Close()
+		c.staging = fresh
+	}
+	c.dirty, c.mtimeSet, c.loaded = false, false, c.base.Size == 0
+	c.setSize(c.base.Size)
+	c.attrMtime.Store(0)
+	return path, nil
 }
 
 // detach marks the content as no longer belonging to any key: an upload

@@ -85,7 +85,6 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	lru "github.com/hashicorp/golang-lru/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/s3mount/s3mount/internal/bucket"
 )
@@ -461,15 +460,6 @@ func (f *FS) keepFile(staging *os.File, bucketName, key string, size int64) (str
 	path := filepath.Join(dir, name)
 	if err := os.Rename(staging.Name(), path); err != nil {
 		return "", err
-	}
-	// The staging file is the kept one now; a fresh one takes its place,
-	// so that the content can still be closed as usual.
-	if fresh, err := os.CreateTemp(f.stagingDir, "w-"); err == nil {
-		if err := unix.Dup2(int(fresh.Fd()), int(staging.Fd())); err != nil {
-			f.log.Warn("could not replace a kept staging file", "error", err.Error())
-		}
-		os.Remove(fresh.Name())
-		fresh.Close()
 	}
 	return path, nil
 }

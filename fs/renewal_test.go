@@ -270,13 +270,6 @@ func TestSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three-minute soak")
 	}
-	if raceEnabled {
-		// Under the race detector, with the FUSE server in this test's own
-		// process, one run hung with a write(2) to the mount that never
-		// reached the server. make test runs the soak in its own step
-		// without -race.
-		t.Skip("runs without -race (make test)")
-	}
 	r := rig.StartForTest(t, rig.Options{Seed: true, Lifetime: 5 * time.Second})
 	m := mountRig(t, r, time.Second)
 	ws := filepath.Join(m.dir, "maap-ops-workspace", "jdoe")
