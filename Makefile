@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseExpiry$$' -fuzztime $(FUZZTIME) ./creds
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMAAP$$' -fuzztime $(FUZZTIME) ./creds
 	$(GO) test -run '^$$' -fuzz '^FuzzPartAt$$' -fuzztime $(FUZZTIME) ./fs
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME) ./internal/s3bucket
 
 bench: deps
 	./scripts/bench.sh

@@ -130,7 +130,7 @@ func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
 	}
 	go provider.Run(ctx)
 	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region, Endpoint: r.Proxy.URL,
-		Rejected: provider.Rejected, DeniedNearExpiry: provider.DeniedNearExpiry})
+		Rejected: provider.Rejected, DeniedNearExpiry: provider.DeniedNearExpiry, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

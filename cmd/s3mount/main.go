@@ -360,6 +360,7 @@ func mount(cfg *config) int {
 	region := firstNonEmpty(cfg.region, os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), defaultRegion)
 	endpoint := firstNonEmpty(cfg.endpointURL, os.Getenv("AWS_ENDPOINT_URL_S3"), os.Getenv("AWS_ENDPOINT_URL"))
 	client, err := s3bucket.New(context.Background(), s3bucket.Options{
+		Logger:      logger,
 		Credentials: provider.Credentials(),
 		Region:      region,
 		Endpoint:    endpoint,

@@ -26,6 +26,10 @@ type FaultFunc func(w http.ResponseWriter, r *http.Request) bool
 // MinIO cannot mint credentials that live less than 15 minutes; the proxy
 // lets tests declare much shorter lifetimes and see them enforced with the
 // same ExpiredToken error AWS S3 gives.
+//
+// The proxy also injects faults: errors, dropped and short responses,
+// latency and stalls (see Inject), or whatever a function set with SetFault
+// does.
 type Proxy struct {
 	URL string // URL is the proxy's address, http://127.0.0.1:PORT.
 
@@ -33,9 +37,11 @@ type Proxy struct {
 	rp        *httputil.ReverseProxy
 	transport *http.Transport
 
-	mu     sync.Mutex           // mu guards expiry and fault.
+	mu     sync.Mutex           // mu guards expiry, fault and faults.
 	expiry map[string]time.Time // expiry maps an access key ID to its declared expiry.
 	fault  FaultFunc            // fault, if set, sees every request first.
+	faults []*FaultHandle       // faults are the injected faults, in order; never modified in place.
+	done   chan struct{}        // done is closed by Close, ending stalls.
 
 	requests atomic.Int64 // requests counts requests forwarded or rejected.
 	rejected atomic.Int64 // rejected counts requests answered ExpiredToken.
@@ -61,6 +67,7 @@ func StartProxy(target string) (*Proxy, error) {
 	p := &Proxy{
 		URL:    "http://" + ln.Addr().String(),
 		expiry: make(map[string]time.Time),
+		done:   make(chan struct{}),
 		transport: &http.Transport{
 			Proxy:               nil, // never route loopback traffic through $HTTP_PROXY
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -126,14 +133,15 @@ func (p *Proxy) Requests() int64 { return p.requests.Load() }
 // more than once.
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
+		close(p.done)
 		p.closeErr = p.srv.Close()
 		p.transport.CloseIdleConnections()
 	})
 	return p.closeErr
 }
 
-// ServeHTTP rejects requests signed with an expired key and forwards the
-// rest to the target.
+// ServeHTTP applies faults, rejects requests signed with an expired key and
+// forwards the rest to the target.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
 	p.mu.Lock()
@@ -142,6 +150,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fault != nil && fault(w, r) {
 		return
 	}
+	if h := p.pickFault(r); h != nil {
+		fw, done := p.serveFault(h, w, r)
+		if done {
+			return
+		}
+		if bf, ok := fw.(*faultWriter); ok {
+			p.forward(bf, r)
+			bf.finish()
+			return
+		}
+	}
+	p.forward(w, r)
+}
+
+// forward rejects a request signed with an expired key and forwards any
+// other to the target.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 	if akid := AccessKeyID(r); akid != "" {
 		p.mu.Lock()
 		exp, ok := p.expiry[akid]

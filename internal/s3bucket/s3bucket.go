@@ -8,8 +8,44 @@
 // match bucket.ErrNotFound, AccessDenied and 403 bucket.ErrPermission, 412
 // bucket.ErrStale, and ExpiredToken, InvalidAccessKeyId, InvalidToken, a 400
 // on HEAD (which has no body to say more) or a failure to get credentials
-// bucket.ErrCredentials. The SDK's retryer retries throttling, 5xx and
-// dropped connections, up to five attempts in all, before an error comes back.
+// bucket.ErrCredentials. The SDK's retryer retries throttling, 5xx, dropped
+// connections, responses cut short and the timeouts below, up to five
+// attempts in all, before an error comes back. A retried
+// CompleteMultipart that finds its upload gone, because the answer to an
+// attempt that completed it was lost, succeeds if the object has the ETag
+// its parts make.
+//
+// # Timeouts
+//
+// Nothing waits forever on a store that stopped answering. In each attempt,
+// connecting may take 10 s and the TLS handshake TLSHandshakeTimeout; a
+// request body the store accepts no bytes of for IdleTimeout fails, and so
+// do response headers that do not come within HeaderTimeout of the request
+// being sent, and a response body that yields no bytes for IdleTimeout.
+// CopyObject, UploadPartCopy and CompleteMultipartUpload, which do their
+// work before they answer, wait 20 times HeaderTimeout for headers. A
+// transfer that keeps moving, however slowly, is never cut off.
+//
+// A request that makes no progress therefore fails after at most
+// attempts x (timeout + backoff): five attempts, the timeout that applies,
+// and a backoff before each retry of at most 0.05 x 2^i s after a timeout
+// (0.75 s in all) or 1 x 2^i s after throttling (15 s in all). With the
+// defaults, a Stat on a store that answers nothing fails within
+// 5 x 30 s + 0.75 s. The error is an ordinary one, not a cancellation, and
+// matches none of the bucket errors: the filesystem reports EIO.
+//
+// Read returns the response body as it comes: a body that stalls fails the
+// caller's Read after IdleTimeout with an error whose Timeout method reports
+// true, and a body cut short fails with io.ErrUnexpectedEOF (or the
+// connection's error), never with a clean io.EOF. Resuming is the caller's
+// business.
+//
+// # Listing
+//
+// List asks the store to URL-encode the keys it returns (EncodingType=url),
+// so that keys with characters XML cannot carry, such as U+0001, list like
+// any other. A key that does not decode to UTF-8 under the prefix asked for
+// is left out, with a warning in the log.
 //
 // # Concurrency
 //
@@ -20,15 +56,19 @@ package s3bucket
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -38,6 +78,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/s3mount/s3mount/internal/bucket"
 )
@@ -66,6 +107,22 @@ type Options struct {
 	// request S3 denied (403); if it reports true, the denial is taken as
 	// S3 seeing expired credentials and the request is retried once.
 	DeniedNearExpiry func(accessKeyID string) bool
+
+	// HeaderTimeout bounds the wait for response headers once a request
+	// is sent (see Timeouts in the package doc). Zero means
+	// DefaultHeaderTimeout, 30 s; negative, no limit.
+	HeaderTimeout time.Duration
+	// IdleTimeout bounds how long a transfer may make no progress: a
+	// response body that yields no bytes, or a request body the store
+	// accepts none of, for this long fails. Zero means DefaultIdleTimeout,
+	// 30 s; negative, no limit.
+	IdleTimeout time.Duration
+	// TLSHandshakeTimeout bounds the TLS handshake. Zero means
+	// DefaultTLSHandshakeTimeout, 10 s; negative, no limit.
+	TLSHandshakeTimeout time.Duration
+	// Logger receives warnings, such as about keys a listing leaves out.
+	// Default: slog.Default().
+	Logger *slog.Logger
 }
 
 // Client makes Buckets that share one S3 client.
@@ -74,24 +131,47 @@ type Client struct {
 	creds    aws.CredentialsProvider
 	rejected func(string) bool
 	denied   func(string) bool
+	log      *slog.Logger
+	// slow is an operation option for the operations that do their work
+	// before they answer: a longer header timeout.
+	slow func(*s3.Options)
 }
+
+// slowAnswerFactor is how many times HeaderTimeout CopyObject,
+// UploadPartCopy and CompleteMultipartUpload wait for headers.
+const slowAnswerFactor = 20
 
 // New returns a Client. It reads the SDK's shared configuration (including
 // AWS_CA_BUNDLE) but always signs with opts.Credentials.
 func New(ctx context.Context, opts Options) (*Client, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	idle := timeout(opts.IdleTimeout, DefaultIdleTimeout)
 	// A BuildableClient keeps AWS_CA_BUNDLE working: the SDK can only add a
 	// CA bundle to its own client type.
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConns = 256
 		tr.MaxIdleConnsPerHost = 64
 		tr.IdleConnTimeout = 90 * time.Second
-	}).WithDialerOptions(func(d *net.Dialer) {
-		d.Timeout = 10 * time.Second
+		tr.ResponseHeaderTimeout = timeout(opts.HeaderTimeout, DefaultHeaderTimeout)
+		tr.TLSHandshakeTimeout = timeout(opts.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+		tr.DialContext = stallDialer(idle)
 	})
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
 		config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+		// The SDK's own warnings, such as about a connection it could not
+		// reuse, go to the same log as ours instead of stderr.
+		config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+			level := slog.LevelDebug
+			if c == logging.Warn {
+				level = slog.LevelWarn
+			}
+			log.Log(context.Background(), level, "S3 SDK: "+fmt.Sprintf(format, v...))
+		})),
 	}
 	if opts.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(opts.Region))
@@ -105,6 +185,18 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
+	}
+	// Derive the slow client from the configured one, which carries the CA
+	// bundle if there is one.
+	var slowHTTP aws.HTTPClient = cfg.HTTPClient
+	if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		slowHTTP = bc.WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout *= slowAnswerFactor
+		})
+	}
+	if idle > 0 {
+		cfg.HTTPClient = idleClient{client: cfg.HTTPClient, idle: idle}
+		slowHTTP = idleClient{client: slowHTTP, idle: idle}
 	}
 	// The provider is already a cache; the S3 client uses it as it is.
 	cfg.Credentials = markedCredentials{opts.Credentials}
@@ -127,6 +219,14 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 5
 			o.RateLimiter = ratelimit.None
+			// A response body cut short (say, a listing) is as transient
+			// as a dropped connection.
+			o.Retryables = append(o.Retryables, retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+				if errors.Is(err, io.ErrUnexpectedEOF) {
+					return aws.TrueTernary
+				}
+				return aws.UnknownTernary
+			}))
 		})
 	}
 	api := s3.NewFromConfig(cfg, func(o *s3.Options) {
@@ -138,7 +238,8 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 		// on every read.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &Client{api: api, creds: opts.Credentials, rejected: opts.Rejected, denied: opts.DeniedNearExpiry}, nil
+	return &Client{api: api, creds: opts.Credentials, rejected: opts.Rejected, denied: opts.DeniedNearExpiry, log: log,
+		slow: func(o *s3.Options) { o.HTTPClient = slowHTTP }}, nil
 }
 
 // needsPathStyle reports whether a host cannot take bucket subdomains.
@@ -148,7 +249,7 @@ func needsPathStyle(host string) bool {
 
 // Bucket returns the named bucket.
 func (c *Client) Bucket(name string) bucket.Bucket {
-	return &s3Bucket{api: c.api, name: name, creds: c.creds, rejected: c.rejected, denied: c.denied}
+	return &s3Bucket{api: c.api, name: name, creds: c.creds, rejected: c.rejected, denied: c.denied, log: c.log, slow: c.slow}
 }
 
 type s3Bucket struct {
@@ -157,6 +258,8 @@ type s3Bucket struct {
 	creds    aws.CredentialsProvider
 	rejected func(string) bool
 	denied   func(string) bool
+	log      *slog.Logger
+	slow     func(*s3.Options)
 }
 
 // retried runs call, and runs it once more if S3 refused its credentials
@@ -206,7 +309,7 @@ var _ bucket.Bucket = (*s3Bucket)(nil)
 func (b *s3Bucket) Name() string { return b.name }
 
 func (b *s3Bucket) List(ctx context.Context, req *bucket.ListRequest) (*bucket.ListPage, error) {
-	in := &s3.ListObjectsV2Input{Bucket: &b.name, Prefix: aws.String(req.Prefix)}
+	in := &s3.ListObjectsV2Input{Bucket: &b.name, Prefix: aws.String(req.Prefix), EncodingType: types.EncodingTypeUrl}
 	if req.Delimiter != "" {
 		in.Delimiter = aws.String(req.Delimiter)
 	}
@@ -224,16 +327,39 @@ func (b *s3Bucket) List(ctx context.Context, req *bucket.ListRequest) (*bucket.L
 		Objects:        make([]bucket.ObjectInfo, 0, len(out.Contents)),
 		CommonPrefixes: make([]string, 0, len(out.CommonPrefixes)),
 	}
+	// A store that does not know EncodingType does not say it used it, and
+	// returns the keys as they are.
+	encoded := out.EncodingType == types.EncodingTypeUrl
+	key := func(raw string) (string, bool) {
+		if !encoded {
+			return raw, true
+		}
+		k, err := decodeKey(raw)
+		if err == nil && !strings.HasPrefix(k, req.Prefix) {
+			err = fmt.Errorf("not under the prefix %q", req.Prefix)
+		}
+		if err != nil {
+			b.log.Warn("leaving out a key the store listed that cannot be decoded", "bucket", b.name, "key", raw, "error", err.Error())
+			return "", false
+		}
+		return k, true
+	}
 	for _, o := range out.Contents {
+		k, ok := key(aws.ToString(o.Key))
+		if !ok {
+			continue
+		}
 		page.Objects = append(page.Objects, bucket.ObjectInfo{
-			Key:          aws.ToString(o.Key),
+			Key:          k,
 			Size:         aws.ToInt64(o.Size),
 			ETag:         aws.ToString(o.ETag),
 			LastModified: aws.ToTime(o.LastModified),
 		})
 	}
 	for _, p := range out.CommonPrefixes {
-		page.CommonPrefixes = append(page.CommonPrefixes, aws.ToString(p.Prefix))
+		if k, ok := key(aws.ToString(p.Prefix)); ok {
+			page.CommonPrefixes = append(page.CommonPrefixes, k)
+		}
 	}
 	if aws.ToBool(out.IsTruncated) {
 		page.NextContinuationToken = aws.ToString(out.NextContinuationToken)
@@ -242,6 +368,20 @@ func (b *s3Bucket) List(ctx context.Context, req *bucket.ListRequest) (*bucket.L
 		}
 	}
 	return page, nil
+}
+
+// decodeKey decodes a key from a listing made with EncodingType=url, in
+// which S3 and MinIO escape bytes as %XX and spaces as '+'. It fails on a
+// malformed escape and on a result that is not UTF-8, which no S3 key is.
+func decodeKey(s string) (string, error) {
+	k, err := url.QueryUnescape(s)
+	if err != nil {
+		return "", err
+	}
+	if !utf8.ValidString(k) {
+		return "", errors.New("decoded key is not UTF-8")
+	}
+	return k, nil
 }
 
 func (b *s3Bucket) Stat(ctx context.Context, key string) (bucket.ObjectInfo, error) {
@@ -316,12 +456,39 @@ func (b *s3Bucket) CompleteMultipart(ctx context.Context, key, uploadID string, 
 	out, err := retried(ctx, b, func() (*s3.CompleteMultipartUploadOutput, error) {
 		return b.api.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: &b.name, Key: &key, UploadId: &uploadID, MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-		})
+		}, b.slow)
 	})
 	if err != nil {
+		if apiCode(err) == "NoSuchUpload" {
+			// A retry after the answer to an attempt that did complete the
+			// upload was lost finds no upload left. The object then has
+			// the ETag that only these parts give it.
+			if want, ok := multipartETag(parts); ok {
+				if info, serr := b.Stat(ctx, key); serr == nil && strings.Trim(info.ETag, `"`) == want {
+					b.log.Debug("the answer to a completed upload was lost; the object is in place", "object", "s3://"+b.name+"/"+key)
+					return bucket.ObjectInfo{Key: key, ETag: info.ETag, LastModified: info.LastModified}, nil
+				}
+			}
+		}
 		return bucket.ObjectInfo{}, b.wrap(err, "complete upload", key)
 	}
 	return bucket.ObjectInfo{Key: key, ETag: aws.ToString(out.ETag), LastModified: time.Now().UTC()}, nil
+}
+
+// multipartETag returns the ETag, unquoted, of the object that completing
+// an upload of parts makes: the MD5 of the parts' MD5s, a dash and the
+// number of parts. It reports false if a part's ETag is not an MD5, as
+// with some kinds of server-side encryption.
+func multipartETag(parts []bucket.CompletedPart) (string, bool) {
+	h := md5.New()
+	for _, p := range parts {
+		sum, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil || len(sum) != md5.Size {
+			return "", false
+		}
+		h.Write(sum)
+	}
+	return hex.EncodeToString(h.Sum(nil)) + "-" + strconv.Itoa(len(parts)), true
 }
 
 func (b *s3Bucket) AbortMultipart(ctx context.Context, key, uploadID string) error {
@@ -352,7 +519,7 @@ func (b *s3Bucket) Copy(ctx context.Context, src, dst string, size int64, mtime 
 		in.Metadata = metadata(mtime)
 		in.MetadataDirective = types.MetadataDirectiveReplace
 	}
-	if _, err := retried(ctx, b, func() (*s3.CopyObjectOutput, error) { return b.api.CopyObject(ctx, in) }); err != nil {
+	if _, err := retried(ctx, b, func() (*s3.CopyObjectOutput, error) { return b.api.CopyObject(ctx, in, b.slow) }); err != nil {
 		return bucket.ObjectInfo{}, b.wrap(err, "copy to "+dst+" from", src)
 	}
 	return b.Stat(ctx, dst)
@@ -379,7 +546,7 @@ func (b *s3Bucket) copyInParts(ctx context.Context, src, dst string, size int64,
 			return b.api.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 				Bucket: &b.name, Key: &dst, UploadId: &id, PartNumber: aws.Int32(n),
 				CopySource: aws.String(copySource(b.name, src)), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
-			})
+			}, b.slow)
 		})
 		if err != nil {
 			b.AbortMultipart(context.WithoutCancel(ctx), dst, id)
@@ -419,6 +586,9 @@ func (b *s3Bucket) Read(ctx context.Context, key string, offset, length int64, e
 			return io.NopCloser(strings.NewReader("")), nil
 		}
 		return nil, b.wrap(err, "read", key)
+	}
+	if n := expectedLength(out.ContentLength, out.ContentRange); n >= 0 {
+		return &fullBody{ReadCloser: out.Body, left: n}, nil
 	}
 	return out.Body, nil
 }
