@@ -19,22 +19,43 @@
 //
 // The synthetic directories, read-only authorized paths, and everything when
 // Options.ReadOnly is set show no write bits, and every change to them fails
-// with EROFS without any request to S3.
+// without any request to S3: with EROFS from here, or EACCES from the kernel,
+// which checks the modes shown (default_permissions) for every user but
+// root.
 //
 // # Writes
 //
-// A file created or opened with O_TRUNC and written from its start streams
-// to S3 as a multipart upload while the data arrives (streamUpload): memory
-// holds the part being filled and up to four parts in flight, under a
-// mount-wide budget (Options.WriteMemory) that writers wait on. A file that
-// ends within one part becomes one PutObject. Any other write (append, a
-// write at another offset, truncate, a read through the handle) works on a
-// staging file in Options.StagingDir, loaded from S3 on demand. Either way
-// the content reaches S3 on flush (every close), fsync and release, which
-// return the upload's error; a failed multipart upload is aborted. Two
-// handles writing one file each upload their own content: the last close
-// wins. Namespace changes are immediate: unlink is DeleteObject, mkdir a
-// "name/" marker, rename a server-side copy then a delete.
+// A file that is open for writing, or holds changes not yet in S3, has one
+// state, fileContent, which its node owns and every handle, getattr, lookup
+// and listing sees, as every descriptor of a local file sees one page
+// cache. Its bytes live in a staging file in Options.StagingDir, loaded from
+// S3 on the first write or truncate that needs the old content. Reads
+// through any handle are served from it; getattr shows its live size, and
+// the kernel is told not to cache that; a listing or HEAD from S3 never
+// overrides it; O_APPEND writes go to its end, whichever handle they come
+// through.
+//
+// The object changes only at a commit: the last writer's close, fsync, a
+// close by the process that opened the handle while no other handle may
+// write, and the stop of the mount. A close by a child process that
+// inherited the descriptor, or by one writer of several, commits nothing.
+// So nothing partial is ever visible at the key, and no writer's data is
+// dropped by another's close. A file written in order past 8 MiB has its
+// parts uploaded in the background while it is written, read back from the
+// staging file; a write into a part already sent makes the commit send it
+// again, so patching a header at offset 0 costs one part, not the file. A
+// commit that fails returns its error to close or fsync and leaves the
+// content unsaved; if the last close fails, the content is moved to
+// UnsavedDir and the log says where.
+//
+// Unlinking a file, or renaming another over it, detaches its state:
+// nothing of it is stored, an upload under way is stopped and aborted, and
+// the handles keep reading and writing it until they close. Renaming a file
+// or a directory carries the open files in it along: their unsaved content
+// is stored under the new name at its commit. Namespace changes are
+// otherwise immediate: unlink is DeleteObject, mkdir a "name/" marker,
+// rename a server-side copy then a delete. Two mounts writing one key is
+// the only case where the last writer wins.
 //
 // # Errors
 //
@@ -57,12 +78,13 @@
 //
 // # Concurrency
 //
-// Every FUSE operation may run concurrently with any other. Each node and
-// handle guards its own state with its own mutex. LOCK ORDERING: a
-// writeHandle's mu, then its fileNode's mu, then the parent dirNode's mu.
-// A handle's mu is held across network calls (loads and uploads), so that
-// operations on one open file run in order; node and directory locks never
-// are.
+// Every FUSE operation may run concurrently with any other. LOCK ORDERING:
+// FS.renameMu, then a fileContent's mu (more than one only under renameMu),
+// then a fileNode's mu, then a dirNode's mu; the inode table's, a
+// partUpload's and the FS's own small mutexes are leaves. A fileContent's
+// mu is held across network calls (loads and uploads), so that operations on
+// one file run in order; node and directory locks never are, and getattr
+// never waits for an upload.
 package fs
 
 import (

@@ -167,7 +167,7 @@ func parseFlags(args []string) (*config, error) {
 	f.DurationVar(&cfg.metadataTTL, "metadata-ttl", 60*time.Second, "how long listings and file attributes are cached")
 	f.StringVar(&cfg.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, "+defaultLogFile()+" in the background)")
 	f.StringVar(&cfg.stagingDir, "staging-dir", "", "where files open for writing are staged (default: $XDG_CACHE_HOME/s3mount/staging)")
-	f.IntVar(&cfg.writeMemoryMiB, "write-memory", 256, "MiB of memory that uploads in progress may hold; writers wait when it is full")
+	f.IntVar(&cfg.writeMemoryMiB, "write-memory", 256, "bounds the parts uploading at once across the mount, in MiB of 8 MiB parts")
 	f.IntVar(&cfg.renameLimit, "rename-limit", 1000, "most objects a directory rename copies; larger renames fail with EXDEV and mv copies instead")
 	showVersion := f.Bool("version", false, "print the version and exit")
 	f.Usage = func() {
