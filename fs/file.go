@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -751,20 +752,45 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	if h.truncated && !h.wrote.Load() && !c.hasUserMtime() {
 		return 0
 	}
-	if tgid := callerTgid(ctx); tgid != 0 && h.tgid != 0 && tgid != h.tgid {
+	tgid := callerTgid(ctx)
+	if tgid != 0 && h.tgid != 0 && tgid != h.tgid {
 		return 0
 	}
 	n := h.node
 	n.mu.Lock()
 	others := n.writers > 1
 	n.mu.Unlock()
-	if others {
+	if others || n.fsys.holdsAnother(tgid, n) {
 		return 0
 	}
 	if err := c.commit(ctx); err != nil {
 		return n.fsys.errno("upload", err)
 	}
 	return 0
+}
+
+// holdsAnother reports whether process tgid still has a descriptor open on
+// the file n, so that the close being flushed is not its last: shells
+// duplicate and close descriptors around every redirection (echo >&3 in a
+// block appending to a file). It reads the process's descriptors from
+// /proc, which asks nothing of this filesystem.
+func (f *FS) holdsAnother(tgid int, n *fileNode) bool {
+	b, key, ok := n.key()
+	if tgid == 0 || f.mountDir == "" || !ok {
+		return false
+	}
+	path := filepath.Join(f.mountDir, b, key)
+	dir := "/proc/" + strconv.Itoa(tgid) + "/fd"
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(dir + "/" + fd.Name()); err == nil && target == path {
+			return true
+		}
+	}
+	return false
 }
 
 // Fsync implements fusefs.FileFsyncer: it stores the file as it stands, even

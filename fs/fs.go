@@ -163,6 +163,9 @@ type FS struct {
 	// send puts a token in while it runs.
 	uploadSlots chan struct{}
 
+	// mountDir is the absolute path of the mount, once mounted.
+	mountDir string
+
 	// inodes hands out inode numbers unique among live nodes.
 	inodes *inodeTable
 
@@ -313,6 +316,9 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			Debug:   mo.Debug,
 			Logger:  slog.NewLogLogger(f.log.Handler(), slog.LevelWarn),
 		},
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		f.mountDir = abs
 	}
 	srv, err := fusefs.Mount(dir, f.root, opts)
 	if err != nil {
