@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/s3mount/s3mount/internal/rig"
@@ -188,14 +190,20 @@ func fileSHA256(t testing.TB, path string) string {
 func s3Keys(t testing.TB, r *rig.Rig, bucketName, prefix string) []string {
 	t.Helper()
 	keys := []string{}
-	p := s3.NewListObjectsV2Paginator(r.MinIO.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucketName), Prefix: aws.String(prefix)})
+	// URL-encoded, so that keys with control characters list too.
+	p := s3.NewListObjectsV2Paginator(r.MinIO.Client(), &s3.ListObjectsV2Input{Bucket: aws.String(bucketName), Prefix: aws.String(prefix),
+		EncodingType: types.EncodingTypeUrl})
 	for p.HasMorePages() {
 		page, err := p.NextPage(context.Background())
 		if err != nil {
 			t.Fatalf("listing s3://%s/%s: %v", bucketName, prefix, err)
 		}
 		for _, o := range page.Contents {
-			keys = append(keys, strings.TrimPrefix(aws.ToString(o.Key), prefix))
+			key, err := url.QueryUnescape(aws.ToString(o.Key))
+			if err != nil {
+				t.Fatalf("listing s3://%s/%s: key %q: %v", bucketName, prefix, aws.ToString(o.Key), err)
+			}
+			keys = append(keys, strings.TrimPrefix(key, prefix))
 		}
 	}
 	slices.Sort(keys)
