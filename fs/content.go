@@ -271,12 +271,16 @@ func (c *fileContent) truncate(ctx context.Context, size int64) error {
 	return nil
 }
 
-// setMtime records the modification time to store.
+// setMtime records the modification time to store, unless the stored
+// version already has it.
 func (c *fileContent) setMtime(t time.Time) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.dirty && !c.mtimeSet && c.base.Mtime.Equal(bucket.ParseMtime(bucket.FormatMtime(t))) {
+		return
+	}
 	c.mtime, c.mtimeSet = t, true
 	c.attrMtime.Store(t.UnixNano())
-	c.mu.Unlock()
 }
 
 // hasUserMtime reports whether utimes set an mtime not yet stored.
@@ -294,8 +298,11 @@ func (c *fileContent) pending() bool {
 }
 
 // commit stores the content at the node's key if it changed, and returns
-// the upload's error. An interrupt (ctx) stops the upload; the content then
-// stays dirty for the next commit point.
+// the upload's error. Cancelling ctx stops the upload, and the content stays
+// dirty for the next commit point. Commits for close and fsync are not
+// cancelled by the FUSE interrupt: Go programs get signals for their own
+// scheduling all the time, a close cannot be retried, and every S3 request
+// is bounded anyway (s3bucket's timeouts).
 func (c *fileContent) commit(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

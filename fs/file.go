@@ -265,13 +265,17 @@ func (n *fileNode) openWriter(ctx context.Context) (*fileContent, error) {
 // and the error returned. Content that nothing needs any more is freed.
 func (n *fileNode) closeWriter(ctx context.Context, c *fileContent) error {
 	n.mu.Lock()
-	last := n.writers == 1
+	n.writers--
+	last := n.writers == 0
 	n.mu.Unlock()
 	var err error
 	if last {
-		if err = c.commit(ctx); err != nil {
+		if err = c.commit(context.WithoutCancel(ctx)); err != nil {
 			c.mu.Lock()
-			if c.dirty || c.mtimeSet {
+			n.mu.Lock()
+			reopened := n.writers > 0 // its close will try again
+			n.mu.Unlock()
+			if !reopened && (c.dirty || c.mtimeSet) {
 				b, key, _ := n.key()
 				if path, kerr := c.keepUnsaved(); kerr == nil {
 					n.fsys.log.Error("upload failed; the file's content is kept locally", "object", "s3://"+b+"/"+key, "kept_at", path, "error", err.Error())
@@ -283,9 +287,6 @@ func (n *fileNode) closeWriter(ctx context.Context, c *fileContent) error {
 			c.mu.Unlock()
 		}
 	}
-	n.mu.Lock()
-	n.writers--
-	n.mu.Unlock()
 	n.maybeDropContent(c)
 	return err
 }
@@ -424,50 +425,29 @@ func (n *fileNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.S
 	if !n.fsys.writable(b, key) {
 		return syscall.EROFS
 	}
-	if size, ok := in.GetSize(); ok {
-		var err error
-		if c := n.liveContent(); c != nil && n.hasWriters() {
-			err = c.truncate(ctx, int64(size))
-		} else {
-			err = n.withWriter(ctx, func(c *fileContent) error { return c.truncate(ctx, int64(size)) })
+	apply := func(c *fileContent) error {
+		if size, ok := in.GetSize(); ok {
+			if err := c.truncate(ctx, int64(size)); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return n.fsys.errno("truncate", err)
-		}
-	}
-	if mtime, ok := in.GetMTime(); ok {
-		if c := n.liveContent(); c != nil && n.hasWriters() {
+		if mtime, ok := in.GetMTime(); ok {
 			c.setMtime(mtime)
-		} else if errno := n.setMtime(ctx, b, key, mtime); errno != 0 {
-			return errno
 		}
+		return nil
+	}
+	// Through the handle given, or as a writer of its own, so that a
+	// release racing this cannot free the content before it is stored.
+	var err error
+	if h, ok := fh.(*fileHandle); ok && h.content != nil {
+		err = apply(h.content)
+	} else {
+		err = n.withWriter(ctx, apply)
+	}
+	if err != nil {
+		return n.fsys.errno("setattr", err)
 	}
 	return n.Getattr(ctx, fh, out)
-}
-
-// hasWriters reports whether a handle may write the file.
-func (n *fileNode) hasWriters() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.writers > 0
-}
-
-// setMtime stores mtime in the object's metadata by copying the object
-// onto itself.
-func (n *fileNode) setMtime(ctx context.Context, b, key string, mtime time.Time) syscall.Errno {
-	info, err := n.currentInfo(ctx)
-	if err != nil {
-		return n.fsys.errno("utimes", err)
-	}
-	if !info.Mtime.IsZero() && info.Mtime.Equal(bucket.ParseMtime(bucket.FormatMtime(mtime))) {
-		return 0
-	}
-	info, err = n.fsys.opts.Bucket(b).Copy(ctx, key, key, info.Size, mtime)
-	if err != nil {
-		return n.fsys.errno("utimes", err)
-	}
-	n.committed(info)
-	return 0
 }
 
 // Read tuning. A stream's ranged GET starts at startWindow bytes and doubles
@@ -763,7 +743,7 @@ func (h *fileHandle) Flush(ctx context.Context) syscall.Errno {
 	if others || n.fsys.holdsAnother(tgid, n) {
 		return 0
 	}
-	if err := c.commit(ctx); err != nil {
+	if err := c.commit(context.WithoutCancel(ctx)); err != nil {
 		return n.fsys.errno("upload", err)
 	}
 	return 0
@@ -804,7 +784,7 @@ func (h *fileHandle) Fsync(ctx context.Context, _ uint32) syscall.Errno {
 	if c == nil {
 		return 0
 	}
-	if err := c.commit(ctx); err != nil {
+	if err := c.commit(context.WithoutCancel(ctx)); err != nil {
 		return h.node.fsys.errno("upload", err)
 	}
 	return 0

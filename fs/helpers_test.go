@@ -87,6 +87,13 @@ func mountFSWith(t testing.TB, fsOpts fs.Options) (string, *fs.FS) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mountFSOf(t, fsys), fsys
+}
+
+// mountFSOf mounts fsys at a temporary directory and unmounts it at
+// cleanup, even if the test fails.
+func mountFSOf(t testing.TB, fsys *fs.FS) string {
+	t.Helper()
 	dir := t.TempDir()
 	srv, err := fsys.Mount(dir, fs.MountOptions{Debug: testing.Verbose() && os.Getenv("S3MOUNT_DEBUG_FUSE") != ""})
 	if err != nil {
@@ -110,12 +117,23 @@ func mountFSWith(t testing.TB, fsOpts fs.Options) (string, *fs.FS) {
 			t.Errorf("removing the staging directory: %v", err)
 		}
 	})
-	return dir, fsys
+	return dir
 }
 
-// mountRig mounts the rig's authorized paths through its MAAP emulator and
-// proxy, as s3mount does.
-func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
+// rigFSOptions are the settings of a filesystem over the rig.
+type rigFSOptions struct {
+	// TTL is fs.Options.MetadataTTL.
+	TTL time.Duration
+	// WriteMemory is fs.Options.WriteMemory; zero keeps the default.
+	WriteMemory int64
+	// S3, if set, adjusts the S3 client's options (timeouts, say).
+	S3 func(*s3bucket.Options)
+}
+
+// newRigFS makes a filesystem of the rig's authorized paths through its
+// MAAP emulator and proxy, as s3mount does, with a renewing provider that
+// runs until the test ends and keeps the paths up to date.
+func newRigFS(t testing.TB, r *rig.Rig, o rigFSOptions) (*fs.FS, *testMount) {
 	t.Helper()
 	logger, logs := newTestLogger(t)
 	src, err := creds.NewMAAP(creds.MAAPOptions{URL: r.MAAP.URL + rig.MAAPCredentialsPath, Ticket: r.Ticket})
@@ -129,8 +147,12 @@ func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
 		t.Fatal(err)
 	}
 	go provider.Run(ctx)
-	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region, Endpoint: r.Proxy.URL,
-		Rejected: provider.Rejected, DeniedNearExpiry: provider.DeniedNearExpiry, Logger: logger})
+	s3opts := s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region, Endpoint: r.Proxy.URL,
+		Rejected: provider.Rejected, DeniedNearExpiry: provider.DeniedNearExpiry, Logger: logger}
+	if o.S3 != nil {
+		o.S3(&s3opts)
+	}
+	client, err := s3bucket.New(ctx, s3opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,10 +163,28 @@ func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
 		}
 		return roots
 	}
-	dir, fsys := mountFSWith(t, fs.Options{Roots: toRoots(provider.Paths()), Bucket: client.Bucket, MetadataTTL: ttl, Logger: logger,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid())})
+	fsys, err := fs.New(fs.Options{Roots: toRoots(provider.Paths()), Bucket: client.Bucket, MetadataTTL: o.TTL, Logger: logger,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), StagingDir: t.TempDir(), WriteMemory: o.WriteMemory})
+	if err != nil {
+		t.Fatal(err)
+	}
 	provider.OnPaths(func(paths []creds.Path) { fsys.SetRoots(toRoots(paths)) })
-	return &testMount{dir: dir, provider: provider, logs: logs}
+	return fsys, &testMount{provider: provider, logs: logs}
+}
+
+// mountRig mounts the rig's authorized paths through its MAAP emulator and
+// proxy, as s3mount does.
+func mountRig(t testing.TB, r *rig.Rig, ttl time.Duration) *testMount {
+	t.Helper()
+	return mountRigWith(t, r, rigFSOptions{TTL: ttl})
+}
+
+// mountRigWith is mountRig with more settings.
+func mountRigWith(t testing.TB, r *rig.Rig, o rigFSOptions) *testMount {
+	t.Helper()
+	fsys, m := newRigFS(t, r, o)
+	m.dir = mountFSOf(t, fsys)
+	return m
 }
 
 // mountMemory mounts in-memory buckets, one root per bucket.

@@ -151,6 +151,9 @@ func TestShellToolsRead(t *testing.T) {
 			big[i+j] = byte(v >> (8 * j))
 		}
 	}
+	for _, p := range []string{"jdoe/big/", "jdoe/odd names/"} {
+		t.Cleanup(func() { clearPrefix(t, r, "maap-ops-workspace", p) })
+	}
 	putObject(t, r, "maap-ops-workspace", "jdoe/big/random.bin", big)
 	putObject(t, r, "maap-ops-workspace", "jdoe/odd names/a b+c%20d?e#f&g=h ü.txt", []byte("odd\n"))
 	m := mountRig(t, r, time.Minute)

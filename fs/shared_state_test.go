@@ -38,17 +38,7 @@ import (
 // the test's directory in the workspace.
 func newSharedTest(t *testing.T, ttl time.Duration) *writeTest {
 	t.Helper()
-	r := getSharedRig(t)
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	w := &writeTest{r: r, prefix: "jdoe/" + name + "/", sharedPrefix: "team-data/" + name + "/"}
-	for _, bp := range [][2]string{{wsBucket, w.prefix}, {sharedBucket, w.sharedPrefix}} {
-		clearPrefix(t, r, bp[0], bp[1])
-		t.Cleanup(func() { clearPrefix(t, r, bp[0], bp[1]) })
-	}
-	// Registered after the clean-ups, so it unmounts before they run.
-	w.m = mountRig(t, r, ttl)
-	w.dir = filepath.Join(w.m.dir, wsBucket, strings.TrimSuffix(w.prefix, "/"))
-	w.sharedDir = filepath.Join(w.m.dir, sharedBucket, strings.TrimSuffix(w.sharedPrefix, "/"))
+	w := newWriteTestWith(t, func(r *rig.Rig) *testMount { return mountRig(t, r, ttl) })
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

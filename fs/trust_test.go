@@ -23,10 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/s3mount/s3mount/creds"
 	"github.com/s3mount/s3mount/fs"
 	"github.com/s3mount/s3mount/internal/rig"
-	"github.com/s3mount/s3mount/internal/s3bucket"
 )
 
 // The TestTrust tests check that a user can trust what the mount says and
@@ -61,18 +59,11 @@ type trustMount struct {
 // keep from being cleaned up.
 func newTrustTest(t *testing.T, o trustOptions) (*writeTest, *trustMount) {
 	t.Helper()
-	r := getSharedRig(t)
-	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	w := &writeTest{r: r, prefix: "jdoe/" + name + "/", sharedPrefix: "team-data/" + name + "/"}
-	for _, bp := range [][2]string{{wsBucket, w.prefix}, {sharedBucket, w.sharedPrefix}} {
-		clearPrefix(t, r, bp[0], bp[1])
-		t.Cleanup(func() { clearPrefix(t, r, bp[0], bp[1]) })
-	}
-	// Registered after the clean-ups, so it unmounts before they run.
-	m := mountTrust(t, r, o)
-	w.m = m.testMount
-	w.dir = filepath.Join(m.dir, wsBucket, strings.TrimSuffix(w.prefix, "/"))
-	w.sharedDir = filepath.Join(m.dir, sharedBucket, strings.TrimSuffix(w.sharedPrefix, "/"))
+	var m *trustMount
+	w := newWriteTestWith(t, func(r *rig.Rig) *testMount {
+		m = mountTrust(t, r, o)
+		return m.testMount
+	})
 	if err := m.within(t, "creating the test's directory", func() error { return os.MkdirAll(w.dir, 0o755) }); err != nil {
 		t.Fatal(err)
 	}
@@ -84,48 +75,19 @@ func newTrustTest(t *testing.T, o trustOptions) (*writeTest, *trustMount) {
 // connection if the mount cannot be unmounted.
 func mountTrust(t *testing.T, r *rig.Rig, o trustOptions) *trustMount {
 	t.Helper()
-	logger, logs := newTestLogger(t)
-	src, err := creds.NewMAAP(creds.MAAPOptions{URL: r.MAAP.URL + rig.MAAPCredentialsPath, Ticket: r.Ticket})
+	fsys, tm := newRigFS(t, r, rigFSOptions{TTL: time.Minute, WriteMemory: o.WriteMemory})
+	tm.dir = t.TempDir()
+	srv, err := fsys.Mount(tm.dir, fs.MountOptions{Debug: testing.Verbose() && os.Getenv("S3MOUNT_DEBUG_FUSE") != ""})
 	if err != nil {
 		t.Fatal(err)
 	}
-	provider := creds.NewProvider(src, creds.Options{Logger: logger})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := provider.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	go provider.Run(ctx)
-	client, err := s3bucket.New(ctx, s3bucket.Options{Credentials: provider.Credentials(), Region: rig.Region, Endpoint: r.Proxy.URL,
-		Rejected: provider.Rejected, DeniedNearExpiry: provider.DeniedNearExpiry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	toRoots := func(paths []creds.Path) []fs.Root {
-		var roots []fs.Root
-		for _, p := range paths {
-			roots = append(roots, fs.Root{Bucket: p.Bucket, Prefix: p.Prefix, ReadOnly: p.Access != creds.ReadWrite})
-		}
-		return roots
-	}
-	fsys, err := fs.New(fs.Options{Roots: toRoots(provider.Paths()), Bucket: client.Bucket, MetadataTTL: time.Minute, Logger: logger,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), StagingDir: t.TempDir(), WriteMemory: o.WriteMemory})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	srv, err := fsys.Mount(dir, fs.MountOptions{Debug: testing.Verbose() && os.Getenv("S3MOUNT_DEBUG_FUSE") != ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &trustMount{testMount: &testMount{dir: dir, provider: provider, logs: logs}, unmountSrv: srv.Unmount, waitSrv: srv.Wait}
+	m := &trustMount{testMount: tm, unmountSrv: srv.Unmount, waitSrv: srv.Wait}
 	t.Cleanup(func() {
 		m.close(t)
 		if err := fsys.Close(); err != nil {
 			t.Errorf("removing the staging directory: %v", err)
 		}
 	})
-	provider.OnPaths(func(paths []creds.Path) { fsys.SetRoots(toRoots(paths)) })
 	return m
 }
 

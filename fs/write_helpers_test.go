@@ -50,6 +50,13 @@ type writeTest struct {
 // newWriteTest mounts the shared rig for t and gives it its own prefixes.
 func newWriteTest(t *testing.T) *writeTest {
 	t.Helper()
+	return newWriteTestWith(t, func(r *rig.Rig) *testMount { return mountRig(t, r, time.Minute) })
+}
+
+// newWriteTestWith is newWriteTest with a mount of the shared rig that
+// mount makes.
+func newWriteTestWith(t *testing.T, mount func(*rig.Rig) *testMount) *writeTest {
+	t.Helper()
 	r := getSharedRig(t)
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	w := &writeTest{r: r, prefix: "jdoe/" + name + "/", sharedPrefix: "team-data/" + name + "/"}
@@ -58,7 +65,7 @@ func newWriteTest(t *testing.T) *writeTest {
 		t.Cleanup(func() { clearPrefix(t, r, bp[0], bp[1]) })
 	}
 	// Registered after the clean-ups, so it unmounts before they run.
-	w.m = mountRig(t, r, time.Minute)
+	w.m = mount(r)
 	w.dir = filepath.Join(w.m.dir, wsBucket, strings.TrimSuffix(w.prefix, "/"))
 	w.sharedDir = filepath.Join(w.m.dir, sharedBucket, strings.TrimSuffix(w.sharedPrefix, "/"))
 	return w

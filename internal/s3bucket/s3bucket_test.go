@@ -133,9 +133,9 @@ func TestBadEndpoint(t *testing.T) {
 	}
 }
 
-// lyingSource hands out credentials that the proxy expires after a second
-// while claiming they last an hour, so that only a renewal on rejection
-// keeps requests working.
+// lyingSource hands out credentials that claim to last an hour; the test
+// makes the proxy refuse them as expired, so that only a renewal on
+// rejection keeps requests working.
 type lyingSource struct {
 	r       *rig.Rig
 	fetches atomic.Int32
@@ -145,7 +145,7 @@ func (s *lyingSource) Name() string { return "test" }
 
 func (s *lyingSource) Fetch(ctx context.Context) (creds.Grant, error) {
 	s.fetches.Add(1)
-	c, err := s.r.MAAP.Mint(ctx, s.r.Paths, time.Second)
+	c, err := s.r.MAAP.Mint(ctx, s.r.Paths, time.Hour)
 	if err != nil {
 		return creds.Grant{}, err
 	}
@@ -192,7 +192,13 @@ func TestRenewsOnRejection(t *testing.T) {
 			return err
 		},
 	} {
-		time.Sleep(1100 * time.Millisecond) // the current key is now expired at the proxy
+		// The proxy now refuses the current key, which the provider still
+		// takes for valid.
+		current, err := provider.Credentials().Retrieve(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Proxy.SetExpiry(current.AccessKeyID, time.Now().Add(-time.Second))
 		before := src.fetches.Load()
 		if err := op(); err != nil {
 			t.Errorf("operation %d after the key expired: %v", i, err)
