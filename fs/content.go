@@ -49,11 +49,8 @@ type fileContent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// detaching is set before an unlink or a rename waits for mu, so that
-	// a commit under way stops and does not report its cancellation.
+	// detaching is set before an unlink or a rename waits for mu.
 	detaching atomic.Bool
-	// commitCancel, while a commit runs, cancels it.
-	commitCancel atomic.Pointer[context.CancelFunc]
 
 	// attrSize and attrMtime mirror size and the mtime to show (Unix
 	// nanoseconds, 0 for the base version's), so that getattr never waits
@@ -88,6 +85,9 @@ type fileContent struct {
 	broken error
 	// up is the multipart upload under way, or nil. GUARDED_BY(mu)
 	up *partUpload
+	// upFailed is set when a write could not start the multipart upload;
+	// writes do not try again before the next commit. GUARDED_BY(mu)
+	upFailed bool
 }
 
 // newContent returns the content of n starting from the version base.
@@ -304,21 +304,14 @@ func (c *fileContent) pending() bool {
 // scheduling all the time, a close cannot be retried, and every S3 request
 // is bounded anyway (s3bucket's timeouts).
 func (c *fileContent) commit(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	c.commitCancel.Store(&cancel)
-	defer c.commitCancel.Store(nil)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := c.commitLocked(ctx)
-	if err != nil && c.detaching.Load() {
-		return nil // unlinked meanwhile: there is nothing left to store
-	}
-	return err
+	return c.commitLocked(ctx)
 }
 
 // commitLocked is commit with c.mu held.
 func (c *fileContent) commitLocked(ctx context.Context) error {
+	c.upFailed = false
 	if c.broken != nil {
 		return c.broken
 	}
@@ -397,13 +390,13 @@ func (c *fileContent) keepUnsaved() (string, error) {
 	return path, nil
 }
 
-// detach marks the content as no longer belonging to any key: an upload
-// under way is stopped and aborted, and nothing is uploaded from now on.
+// detach marks the content as no longer belonging to any key: nothing is
+// uploaded from now on, and a background multipart upload is aborted. A
+// commit under way is waited for, not cancelled: a cancelled PutObject may
+// still land at the server after the caller's DeleteObject, so the unlink
+// deletes what the commit stored instead.
 func (c *fileContent) detach() {
 	c.detaching.Store(true)
-	if cancel := c.commitCancel.Load(); cancel != nil {
-		(*cancel)()
-	}
 	c.mu.Lock()
 	c.detached = true
 	c.dropUpload()

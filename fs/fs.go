@@ -49,7 +49,8 @@
 // UnsavedDir and the log says where.
 //
 // Unlinking a file, or renaming another over it, detaches its state:
-// nothing of it is stored, an upload under way is stopped and aborted, and
+// nothing of it is stored from then on, a commit under way is waited for
+// and what it stored deleted, a background multipart upload is aborted, and
 // the handles keep reading and writing it until they close. Renaming a file
 // or a directory carries the open files in it along: their unsaved content
 // is stored under the new name at its commit. Namespace changes are
@@ -93,6 +94,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -611,8 +613,11 @@ func (f *FS) errno(op string, err error) syscall.Errno {
 	case errors.Is(err, syscall.ENOSPC):
 		return syscall.ENOSPC
 	}
+	// An errno of the filesystem's own passes through; one from the
+	// connection to S3 (ECONNRESET, EPIPE, ECONNREFUSED) is an S3 failure.
 	var errno syscall.Errno
-	if errors.As(err, &errno) {
+	var netErr net.Error
+	if errors.As(err, &errno) && !errors.As(err, &netErr) {
 		return errno
 	}
 	f.log.Error("S3 request failed", "op", op, "error", err.Error())

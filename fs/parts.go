@@ -119,12 +119,15 @@ func (c *fileContent) sendFullParts(ctx context.Context, end int64) {
 	}
 	if c.up == nil {
 		b, key, ok := c.node.key()
-		if !ok || c.detached {
+		if !ok || c.detached || c.upFailed {
 			return
 		}
 		bk := c.fsys.opts.Bucket(b)
 		id, err := bk.CreateMultipart(ctx, key, time.Time{})
 		if err != nil {
+			// Not again before the commit, which tries itself: each try
+			// can cost the writer a whole retry budget.
+			c.upFailed = true
 			c.fsys.log.Debug("could not start a multipart upload; the commit will", "object", "s3://"+b+"/"+key, "error", err.Error())
 			return
 		}
