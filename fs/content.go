@@ -265,6 +265,7 @@ func (c *fileContent) truncate(ctx context.Context, size int64) error {
 	}
 	if c.up != nil {
 		c.up.changed(min(size, c.size), max(size, c.size))
+		c.up.truncated(size)
 	}
 	c.setSize(size)
 	c.touch()
@@ -312,10 +313,13 @@ func (c *fileContent) commit(ctx context.Context) error {
 // commitLocked is commit with c.mu held.
 func (c *fileContent) commitLocked(ctx context.Context) error {
 	c.upFailed = false
+	if c.detached {
+		return nil // unlinked: nothing of it is stored
+	}
 	if c.broken != nil {
 		return c.broken
 	}
-	if c.detached || (!c.dirty && !c.mtimeSet) {
+	if !c.dirty && !c.mtimeSet {
 		return nil
 	}
 	b, key, ok := c.node.key()
@@ -395,9 +399,16 @@ func (c *fileContent) keepUnsaved() (string, error) {
 // commit under way is waited for, not cancelled: a cancelled PutObject may
 // still land at the server after the caller's DeleteObject, so the unlink
 // deletes what the commit stored instead.
-func (c *fileContent) detach() {
+func (c *fileContent) detach(ctx context.Context) {
 	c.detaching.Store(true)
 	c.mu.Lock()
+	if c.broken == nil {
+		// Its handles keep working, as on a local disk: they need the
+		// bytes that are about to be deleted.
+		if err := c.load(ctx); err != nil {
+			c.broken = fmt.Errorf("the file was removed before its content could be read: %w", err)
+		}
+	}
 	c.detached = true
 	c.dropUpload()
 	c.mu.Unlock()

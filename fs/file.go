@@ -81,14 +81,14 @@ func (n *fileNode) setKey(bucketName, key string) {
 
 // detach records that the file was unlinked or replaced: its content is
 // never uploaded, and its inode number no longer stands for its old name.
-func (n *fileNode) detach() {
+func (n *fileNode) detach(ctx context.Context) {
 	n.mu.Lock()
 	n.gone = true
 	c := n.content
 	n.mu.Unlock()
 	n.fsys.inodes.detach(n.StableAttr().Ino)
 	if c != nil {
-		c.detach()
+		c.detach(ctx)
 	}
 }
 

@@ -616,7 +616,7 @@ func (f *FS) errno(op string, err error) syscall.Errno {
 	// An errno of the filesystem's own passes through; one from the
 	// connection to S3 (ECONNRESET, EPIPE, ECONNREFUSED) is an S3 failure.
 	var errno syscall.Errno
-	var netErr net.Error
+	var netErr *net.OpError
 	if errors.As(err, &errno) && !errors.As(err, &netErr) {
 		return errno
 	}

@@ -139,7 +139,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	if fn := d.childFile(name); fn != nil {
-		fn.detach()
+		fn.detach(ctx)
 	}
 	if err := d.fsys.opts.Bucket(b).Delete(ctx, prefix+name); err != nil {
 		return d.fsys.errno("unlink", err)
@@ -268,7 +268,7 @@ func (d *dirNode) renameFile(ctx context.Context, bk bucket.Bucket, src, dst str
 		}
 	}
 	if target != nil && target != fn {
-		target.detach() // replaced: its unsaved content goes with it
+		target.detach(ctx) // replaced: its unsaved content goes with it
 	}
 	if c != nil && (c.dirty || c.detached) {
 		// Unsaved data follows the file and is stored at dst when it is

@@ -154,6 +154,15 @@ func (u *partUpload) changed(off, end int64) {
 	}
 }
 
+// truncated records that the file now ends at size: only parts that end
+// by then may be sent in the background until the writer passes them again.
+func (u *partUpload) truncated(size int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.through = min(u.through, size)
+	u.next = min(u.next, partAt(max(size-1, 0)))
+}
+
 // part returns the state of part n, creating it. u.mu must be held.
 func (u *partUpload) part(n int32) *partState {
 	p, ok := u.parts[n]
