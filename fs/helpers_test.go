@@ -128,6 +128,8 @@ type rigFSOptions struct {
 	WriteMemory int64
 	// S3, if set, adjusts the S3 client's options (timeouts, say).
 	S3 func(*s3bucket.Options)
+	// StagingDir is fs.Options.StagingDir; default a new temporary one.
+	StagingDir string
 }
 
 // newRigFS makes a filesystem of the rig's authorized paths through its
@@ -163,8 +165,11 @@ func newRigFS(t testing.TB, r *rig.Rig, o rigFSOptions) (*fs.FS, *testMount) {
 		}
 		return roots
 	}
+	if o.StagingDir == "" {
+		o.StagingDir = t.TempDir()
+	}
 	fsys, err := fs.New(fs.Options{Roots: toRoots(provider.Paths()), Bucket: client.Bucket, MetadataTTL: o.TTL, Logger: logger,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), StagingDir: t.TempDir(), WriteMemory: o.WriteMemory})
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), StagingDir: o.StagingDir, WriteMemory: o.WriteMemory})
 	if err != nil {
 		t.Fatal(err)
 	}

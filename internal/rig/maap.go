@@ -207,14 +207,24 @@ type Credentials struct {
 // It does not count towards Issued.
 func (m *MAAP) Mint(ctx context.Context, paths []AuthorizedPath, lifetime time.Duration) (Credentials, error) {
 	dur := max(lifetime, minSTSDuration)
-	out, err := m.sts.AssumeRole(ctx, &sts.AssumeRoleInput{
+	in := &sts.AssumeRoleInput{
 		// MinIO ignores the role ARN and session name for AssumeRole, but
 		// the SDK requires them.
 		RoleArn:         aws.String("arn:aws:iam::000000000000:role/maap-workspace"),
 		RoleSessionName: aws.String("s3mount-rig"),
 		DurationSeconds: aws.Int32(int32(dur.Round(time.Second) / time.Second)),
 		Policy:          aws.String(SessionPolicy(paths)),
-	})
+	}
+	out, err := m.sts.AssumeRole(ctx, in)
+	// A MinIO that has just started may not serve STS yet.
+	for try := 0; err != nil && strings.Contains(err.Error(), "Server not initialized") && try < 50; try++ {
+		select {
+		case <-ctx.Done():
+			return Credentials{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		out, err = m.sts.AssumeRole(ctx, in)
+	}
 	if err != nil {
 		return Credentials{}, fmt.Errorf("sts AssumeRole: %w", err)
 	}
