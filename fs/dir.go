@@ -316,29 +316,44 @@ func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno)
 			return nil, errno
 		}
 	}
-	live := map[string]uint64{}
+	// Names this mount has nodes for show those nodes' numbers, which a
+	// rename may have carried from another name; files that hold content
+	// are listed even before S3 has them.
+	nodes, live := map[string]uint64{}, map[string]uint64{}
 	for name, ch := range d.Children() {
-		if fn, ok := ch.Operations().(*fileNode); ok && fn.liveContent() != nil {
-			live[name] = ch.StableAttr().Ino
+		switch node := ch.Operations().(type) {
+		case *fileNode:
+			nodes[name+"\x00f"] = ch.StableAttr().Ino
+			if node.liveContent() != nil {
+				live[name] = ch.StableAttr().Ino
+			}
+		case *dirNode:
+			nodes[name+"\x00d"] = ch.StableAttr().Ino
 		}
+	}
+	ino := func(name, kind, key string) uint64 {
+		if n, ok := nodes[name+"\x00"+kind]; ok {
+			return n
+		}
+		return d.fsys.inodes.peek("object", b, key)
 	}
 	d.mu.Lock()
 	l := d.listing
 	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dotEntries(&d.Inode, d.StableAttr().Ino)...)
 	for _, name := range l.names {
 		e := l.entries[name]
-		if ino, ok := live[name]; ok {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino})
+		if n, ok := live[name]; ok {
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: n})
 			delete(live, name)
 		} else if e.dir {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: d.fsys.inodes.peek("object", b, prefix+name+"/")})
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ino(name, "d", prefix+name+"/")})
 		} else {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: d.fsys.inodes.peek("object", b, prefix+name)})
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino(name, "f", prefix+name)})
 		}
 	}
 	d.mu.Unlock()
-	for name, ino := range live {
-		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino})
+	for name, n := range live {
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: n})
 	}
 	return fusefs.NewListDirStream(entries), 0
 }

@@ -44,30 +44,29 @@ func nextIno(n uint64) uint64 {
 // assign returns the number of the location, taking it for the location if
 // no live node holds it.
 func (t *inodeTable) assign(space, bucketName, key string) uint64 {
-	id := identity(space, bucketName, key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	n := inodeNumber(space, bucketName, key)
-	for {
-		owner, taken := t.owner[n]
-		if !taken || owner == id {
-			t.owner[n] = id
-			return n
-		}
-		n = nextIno(n)
-	}
+	id := identity(space, bucketName, key)
+	n := t.find(space, bucketName, key)
+	t.owner[n] = id
+	return n
 }
 
 // peek returns the number the location has or would be given, without
 // taking it: for directory listings, which create no nodes.
 func (t *inodeTable) peek(space, bucketName, key string) uint64 {
-	id := identity(space, bucketName, key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.find(space, bucketName, key)
+}
+
+// find returns the first number, from the location's hash on, that is free
+// or already the location's. t.mu must be held.
+func (t *inodeTable) find(space, bucketName, key string) uint64 {
+	id := identity(space, bucketName, key)
 	n := inodeNumber(space, bucketName, key)
 	for {
-		owner, taken := t.owner[n]
-		if !taken || owner == id {
+		if owner, taken := t.owner[n]; !taken || owner == id {
 			return n
 		}
 		n = nextIno(n)
