@@ -17,6 +17,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/s3mount/s3mount/internal/bucket"
+	"github.com/s3mount/s3mount/internal/reader"
 )
 
 // fileNode is one file. Its bucket and key are its own, not derived from
@@ -450,23 +451,12 @@ func (n *fileNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.S
 	return n.Getattr(ctx, fh, out)
 }
 
-// Read tuning. A stream's ranged GET starts at startWindow bytes and doubles
-// on every sequential continuation up to maxWindow. Reads a little ahead of
-// the stream skip forward in it; reads a little behind are served from the
-// bytes it just returned, which absorbs the kernel's out-of-order readahead.
-const (
-	startWindow  = 1 << 20
-	maxWindow    = 64 << 20
-	seekForward  = 4 << 20
-	keepBehind   = 2 << 20
-	readAttempts = 3
-)
-
 // fileHandle is one open file. While the file has content (it is open for
 // writing or holds unsaved changes), every handle reads and writes that
-// content. Otherwise reads come from S3 through a stream of ranged GETs of
-// the version pinned at open, which follows this mount's own commits and
-// renames of the file, and fails with ESTALE if another client changes it.
+// content. Otherwise reads come from S3 through the mount's read engine
+// (package reader), for the version pinned at open, which follows this
+// mount's own commits and renames of the file, and fails with ESTALE if
+// another client changes it.
 type fileHandle struct {
 	node *fileNode
 	// content is set for handles that may write; such a handle keeps the
@@ -484,25 +474,8 @@ type fileHandle struct {
 	// pinned is the version reads from S3 return.
 	pinned atomic.Pointer[bucket.ObjectInfo]
 
-	// ctx lives as long as the handle; streams are opened under it, not
-	// under a FUSE request's context, because they outlive one request.
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	mu sync.Mutex // guards the stream below; held across network calls
-	// etag is the version the stream reads.
-	etag string
-	// body is the open GET's body, or nil.
-	body io.ReadCloser
-	// cancelBody aborts the open GET.
-	cancelBody context.CancelFunc
-	// pos is the offset of the next byte body yields, and end the offset
-	// just past its range.
-	pos, end int64
-	// window is the length of the last GET range.
-	window int64
-	// behind holds the bytes just before pos that the stream returned.
-	behind []byte
+	// rd reads from S3, and keeps the handle's access pattern.
+	rd *reader.Reader
 }
 
 var (
@@ -514,9 +487,8 @@ var (
 )
 
 func (f *FS) newHandle(ctx context.Context, n *fileNode, flags uint32) *fileHandle {
-	hctx, cancel := context.WithCancel(context.Background())
 	return &fileHandle{node: n, appending: flags&syscall.O_APPEND != 0, truncated: flags&syscall.O_TRUNC != 0,
-		tgid: callerTgid(ctx), ctx: hctx, cancel: cancel}
+		tgid: callerTgid(ctx), rd: f.reads.NewReader()}
 }
 
 // callerTgid returns the process (thread group) that made the request, or
@@ -565,138 +537,19 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if off >= info.Size || off < 0 {
 		return fuse.ReadResultData(nil), 0
 	}
-	size := int(min(int64(len(dest)), info.Size-off))
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.etag != info.ETag {
-		h.closeStream() // the file was committed or renamed here: read the new version
-		h.etag = info.ETag
+	bk, key, _ := n.key()
+	obj := reader.Object{Bucket: n.fsys.opts.Bucket(bk), Key: key, ETag: info.ETag, Size: info.Size}
+	k, err := h.rd.ReadAt(ctx, obj, dest, off)
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		return fuse.ReadResultData(dest[:k]), 0
+	case ctx.Err() != nil:
+		return nil, syscall.EINTR
+	case errors.Is(err, bucket.ErrNotFound) || errors.Is(err, bucket.ErrStale):
+		n.invalidate() // the next getattr and open ask S3
+		return nil, n.fsys.errno("read", errors.Join(bucket.ErrStale, err))
 	}
-	filled := h.fromBehind(dest[:size], off)
-	failures := 0
-	for filled < size {
-		cur := off + int64(filled)
-		if err := h.seek(ctx, info, cur, int64(size-filled)); err != nil {
-			return nil, n.fsys.errno("read", err)
-		}
-		k, err := h.readStream(ctx, dest[filled:size])
-		filled += k
-		switch {
-		case err == nil:
-		case errors.Is(err, io.EOF) && h.pos == h.end:
-			h.closeStream() // range done; the next one continues it
-		case ctx.Err() != nil:
-			h.closeStream()
-			return nil, syscall.EINTR
-		default:
-			// The connection dropped or the body ended early: resume
-			// from where it stopped.
-			h.closeStream()
-			failures++
-			b, key, _ := n.key()
-			if failures >= readAttempts {
-				n.fsys.log.Error("read failed", "object", "s3://"+b+"/"+key, "offset", cur, "error", err.Error())
-				return nil, syscall.EIO
-			}
-			n.fsys.log.Debug("read stream broke; resuming", "object", "s3://"+b+"/"+key, "offset", h.pos, "error", err.Error())
-		}
-	}
-	return fuse.ReadResultData(dest[:size]), 0
-}
-
-// fromBehind copies into p the part of it, from off, that the stream just
-// returned, and returns how much it copied.
-func (h *fileHandle) fromBehind(p []byte, off int64) int {
-	start := h.pos - int64(len(h.behind))
-	if h.body == nil || off < start || off >= h.pos {
-		return 0
-	}
-	return copy(p, h.behind[off-start:])
-}
-
-// seek makes the stream yield cur next, skipping forward in it or opening a
-// new GET of the version info. need is how many bytes the current read
-// still wants.
-func (h *fileHandle) seek(ctx context.Context, info bucket.ObjectInfo, cur, need int64) error {
-	if h.body != nil && cur >= h.pos && cur < h.end && cur-h.pos <= seekForward {
-		if cur > h.pos {
-			if _, err := h.readStream(ctx, make([]byte, cur-h.pos)); err != nil {
-				h.closeStream()
-			}
-		}
-		if h.body != nil && h.pos == cur {
-			return nil
-		}
-	}
-	// Reads that land near the end of the last range continue a sequential
-	// scan, even when the kernel's concurrent readahead reorders them.
-	sequential := h.end > 0 && cur >= h.end-keepBehind && cur <= h.end+seekForward
-	h.closeStream()
-	if sequential {
-		h.window = min(2*h.window, maxWindow)
-	} else {
-		h.window = startWindow
-	}
-	length := min(max(need, h.window), info.Size-cur)
-	b, key, _ := h.node.key()
-	getCtx, cancel := context.WithCancel(h.ctx)
-	stop := context.AfterFunc(ctx, cancel)
-	body, err := h.node.fsys.opts.Bucket(b).Read(getCtx, key, cur, length, info.ETag)
-	stop()
-	if err != nil {
-		cancel()
-		if errors.Is(err, bucket.ErrNotFound) {
-			err = errors.Join(bucket.ErrStale, err)
-		}
-		if errors.Is(err, bucket.ErrStale) {
-			h.node.invalidate() // the next getattr and open ask S3
-		}
-		return err
-	}
-	h.body, h.cancelBody, h.pos, h.end = body, cancel, cur, cur+length
-	h.behind = h.behind[:0]
-	return nil
-}
-
-// readStream fills p from the stream, keeping what it read in behind. A FUSE
-// interrupt (ctx) aborts the GET.
-func (h *fileHandle) readStream(ctx context.Context, p []byte) (int, error) {
-	stop := context.AfterFunc(ctx, h.cancelBody)
-	k, err := io.ReadFull(h.body, p)
-	stop()
-	h.pos += int64(k)
-	h.remember(p[:k])
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = io.EOF
-	}
-	if errors.Is(err, io.EOF) && h.pos != h.end {
-		err = io.ErrUnexpectedEOF // the body ended before its range did
-	}
-	return k, err
-}
-
-// remember appends p to behind, keeping at most keepBehind bytes.
-func (h *fileHandle) remember(p []byte) {
-	if len(p) >= keepBehind {
-		h.behind = append(h.behind[:0], p[len(p)-keepBehind:]...)
-		return
-	}
-	if len(h.behind)+len(p) > keepBehind {
-		drop := len(h.behind) + len(p) - keepBehind
-		h.behind = append(h.behind[:0], h.behind[drop:]...)
-	}
-	h.behind = append(h.behind, p...)
-}
-
-// closeStream abandons the open GET, if any.
-func (h *fileHandle) closeStream() {
-	if h.body == nil {
-		return
-	}
-	h.cancelBody()
-	h.body.Close()
-	h.body, h.cancelBody = nil, nil
-	h.behind = h.behind[:0]
+	return nil, n.fsys.errno("read", err)
 }
 
 // Write implements fusefs.FileWriter.
@@ -794,10 +647,7 @@ func (h *fileHandle) Fsync(ctx context.Context, _ uint32) syscall.Errno {
 // the file; if that fails, the content is kept in the unsaved directory and
 // the log says where.
 func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
-	h.mu.Lock()
-	h.closeStream()
-	h.mu.Unlock()
-	h.cancel()
+	h.rd.Close()
 	n := h.node
 	n.mu.Lock()
 	delete(n.handles, h)

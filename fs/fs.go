@@ -111,6 +111,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/s3mount/s3mount/internal/bucket"
+	"github.com/s3mount/s3mount/internal/reader"
 )
 
 // Options configure a filesystem.
@@ -136,12 +137,16 @@ type Options struct {
 	// RenameLimit is the most objects a directory rename copies; larger
 	// directories fail with EXDEV and mv copies them itself. Default 1000.
 	RenameLimit int
-	// WriteMemory bounds the parts being uploaded at once across the
-	// mount, in bytes of 8 MiB parts (at least 4 parts). Parts are read
-	// from the staging files, so writers never wait for it. Default 256
-	// MiB.
-	WriteMemory int64
+	// MemoryLimit bounds the memory the mount holds for file data: blocks
+	// being read, fetched ahead and cached, which share one budget (see
+	// package reader). Writes are staged on disk, not in memory; the limit
+	// also bounds how many parts upload at once (one per 32 MiB, at least
+	// 4). Default DefaultMemoryLimit.
+	MemoryLimit int64
 }
+
+// DefaultMemoryLimit is Options.MemoryLimit's default.
+const DefaultMemoryLimit = 512 << 20
 
 // FS is a mounted, or mountable, set of authorized paths.
 type FS struct {
@@ -160,6 +165,10 @@ type FS struct {
 	// stagingRoot is Options.StagingDir; stagingDir is this mount's own
 	// directory in it, removed when the mount ends.
 	stagingRoot, stagingDir string
+
+	// reads is the read engine every handle reads S3 through; its block
+	// cache and memory budget are the mount's.
+	reads *reader.Engine
 
 	// uploadSlots bounds the part uploads under way across the mount: a
 	// send puts a token in while it runs.
@@ -236,8 +245,8 @@ func New(opts Options) (*FS, error) {
 	if opts.RenameLimit <= 0 {
 		opts.RenameLimit = 1000
 	}
-	if opts.WriteMemory <= 0 {
-		opts.WriteMemory = 256 << 20
+	if opts.MemoryLimit <= 0 {
+		opts.MemoryLimit = DefaultMemoryLimit
 	}
 	if opts.StagingDir == "" {
 		cache, err := os.UserCacheDir()
@@ -259,12 +268,13 @@ func New(opts Options) (*FS, error) {
 		return nil, err
 	}
 	f := &FS{opts: opts, log: opts.Logger, mountTime: time.Now(), logged: logged, stagingRoot: opts.StagingDir,
-		uploadSlots: make(chan struct{}, max(partWorkers, opts.WriteMemory/minPartSize)), inodes: newInodeTable(),
+		uploadSlots: make(chan struct{}, max(partWorkers, opts.MemoryLimit/(32<<20))), inodes: newInodeTable(),
 		dirTimes: dirTimes, mtimes: mtimes, contents: map[*fileContent]struct{}{}}
 	if f.stagingDir, err = prepareStaging(opts.StagingDir, opts.Logger); err != nil {
 		return nil, err
 	}
 	f.reportUnsaved()
+	f.reads = reader.New(reader.Config{Budget: reader.NewBudget(opts.MemoryLimit), Logger: opts.Logger})
 	f.tree.Store(newTree(opts.Roots))
 	f.root = &synthDir{fsys: f}
 	return f, nil
@@ -305,6 +315,9 @@ func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
 			DirectMount:  true,
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
+			// Parallel readers each keep several requests in flight;
+			// go-fuse's default of 12 queues them in the kernel.
+			MaxBackground: 64,
 			// Reads reply from memory: splicing gains nothing, and 1 MiB
 			// replies overflow the default pipe.
 			DisableSplice: true,
@@ -461,6 +474,7 @@ func (f *FS) Close() error {
 		c.mu.Unlock()
 		c.close()
 	}
+	f.reads.Close()
 	if err := os.RemoveAll(f.stagingDir); err != nil {
 		errs = append(errs, err)
 	}

@@ -124,8 +124,8 @@ func mountFSOf(t testing.TB, fsys *fs.FS) string {
 type rigFSOptions struct {
 	// TTL is fs.Options.MetadataTTL.
 	TTL time.Duration
-	// WriteMemory is fs.Options.WriteMemory; zero keeps the default.
-	WriteMemory int64
+	// MemoryLimit is fs.Options.MemoryLimit; zero keeps the default.
+	MemoryLimit int64
 	// S3, if set, adjusts the S3 client's options (timeouts, say).
 	S3 func(*s3bucket.Options)
 	// StagingDir is fs.Options.StagingDir; default a new temporary one.
@@ -169,7 +169,7 @@ func newRigFS(t testing.TB, r *rig.Rig, o rigFSOptions) (*fs.FS, *testMount) {
 		o.StagingDir = t.TempDir()
 	}
 	fsys, err := fs.New(fs.Options{Roots: toRoots(provider.Paths()), Bucket: client.Bucket, MetadataTTL: o.TTL, Logger: logger,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), StagingDir: o.StagingDir, WriteMemory: o.WriteMemory})
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), StagingDir: o.StagingDir, MemoryLimit: o.MemoryLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

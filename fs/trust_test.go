@@ -40,8 +40,8 @@ const trustStepTimeout = 60 * time.Second
 
 // trustOptions are the settings of a trust test's mount.
 type trustOptions struct {
-	// WriteMemory is fs.Options.WriteMemory; zero keeps the default.
-	WriteMemory int64
+	// MemoryLimit is fs.Options.MemoryLimit; zero keeps the default.
+	MemoryLimit int64
 }
 
 // trustMount is a mount of the shared rig, as mountRig makes, that a test
@@ -75,7 +75,7 @@ func newTrustTest(t *testing.T, o trustOptions) (*writeTest, *trustMount) {
 // connection if the mount cannot be unmounted.
 func mountTrust(t *testing.T, r *rig.Rig, o trustOptions) *trustMount {
 	t.Helper()
-	fsys, tm := newRigFS(t, r, rigFSOptions{TTL: time.Minute, WriteMemory: o.WriteMemory})
+	fsys, tm := newRigFS(t, r, rigFSOptions{TTL: time.Minute, MemoryLimit: o.MemoryLimit})
 	tm.dir = t.TempDir()
 	srv, err := fsys.Mount(tm.dir, fs.MountOptions{Debug: testing.Verbose() && os.Getenv("S3MOUNT_DEBUG_FUSE") != ""})
 	if err != nil {
@@ -1083,11 +1083,11 @@ func TestTrustWriteMemoryManyFiles(t *testing.T) {
 		name   string
 		memory int64
 	}{
-		{"default write memory", 0},
-		{"16 MiB write memory", 16 << 20},
+		{"default memory limit", 0},
+		{"16 MiB memory limit", 16 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w, m := newTrustTest(t, trustOptions{WriteMemory: tc.memory})
+			w, m := newTrustTest(t, trustOptions{MemoryLimit: tc.memory})
 			const files = 300
 			want := make([][]byte, files)
 			var big []int

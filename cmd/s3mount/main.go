@@ -61,7 +61,7 @@ type config struct {
 	logFile        string
 	stagingDir     string
 	renameLimit    int
-	writeMemoryMiB int
+	memoryLimitMiB int
 	// Provider settings.
 	workspace string
 	bucket    string
@@ -167,7 +167,8 @@ func parseFlags(args []string) (*config, error) {
 	f.DurationVar(&cfg.metadataTTL, "metadata-ttl", 60*time.Second, "how long listings and file attributes are cached")
 	f.StringVar(&cfg.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, "+defaultLogFile()+" in the background)")
 	f.StringVar(&cfg.stagingDir, "staging-dir", "", "where files open for writing are staged (default: $XDG_CACHE_HOME/s3mount/staging)")
-	f.IntVar(&cfg.writeMemoryMiB, "write-memory", 256, "bounds the parts uploading at once across the mount, in MiB of 8 MiB parts")
+	f.IntVar(&cfg.memoryLimitMiB, "memory-limit", 0, "MiB of memory for file data: reads fetched ahead, the block cache, and parts uploading (default: an eighth of the RAM or cgroup limit, from 256 to 1024)")
+	f.IntVar(&cfg.memoryLimitMiB, "write-memory", 0, "the old name of --memory-limit")
 	f.IntVar(&cfg.renameLimit, "rename-limit", 1000, "most objects a directory rename copies; larger renames fail with EXDEV and mv copies instead")
 	showVersion := f.Bool("version", false, "print the version and exit")
 	f.Usage = func() {
@@ -192,8 +193,11 @@ func parseFlags(args []string) (*config, error) {
 	if len(positional) != 1 {
 		return nil, fmt.Errorf("expected exactly one MOUNTPOINT, got %d", len(positional))
 	}
-	if cfg.writeMemoryMiB < 16 {
-		return nil, fmt.Errorf("--write-memory must be at least 16 (MiB)")
+	if cfg.memoryLimitMiB == 0 {
+		cfg.memoryLimitMiB = defaultMemoryLimitMiB()
+	}
+	if cfg.memoryLimitMiB < 16 {
+		return nil, fmt.Errorf("--memory-limit must be at least 16 (MiB)")
 	}
 	if cfg.metadataTTL <= 0 {
 		return nil, fmt.Errorf("--metadata-ttl must be positive")
@@ -382,6 +386,7 @@ func mount(cfg *config) int {
 		}
 		logger.Info("authorized path", "bucket", r.Bucket, "prefix", r.Prefix, "access", access, "at", filepath.Join(cfg.mountpoint, r.Bucket, r.Prefix))
 	}
+	setGoMemoryLimit(cfg.memoryLimitMiB)
 	fsys, err := fs.New(fs.Options{
 		Roots:       roots,
 		Bucket:      client.Bucket,
@@ -394,7 +399,7 @@ func mount(cfg *config) int {
 		Logger:      logger,
 		StagingDir:  cfg.stagingDir,
 		RenameLimit: cfg.renameLimit,
-		WriteMemory: int64(cfg.writeMemoryMiB) << 20,
+		MemoryLimit: int64(cfg.memoryLimitMiB) << 20,
 	})
 	if err != nil {
 		return fail("%v", err)
