@@ -65,6 +65,13 @@
 // cancelled request EINTR, anything else EIO. The cause of EIO and EACCES is
 // logged. A full staging disk is ENOSPC.
 //
+// # Reads
+//
+// A file without content is read from S3 through the mount's read engine
+// (package reader): parallel ranged GETs ahead of sequential readers, and
+// a block cache, shared by every handle, for random reads. Options.MemoryLimit
+// bounds its memory.
+//
 // # Caching
 //
 // A directory's listing is kept for Options.MetadataTTL and answers lookups
