@@ -426,6 +426,11 @@ func (n *fileNode) Setattr(ctx context.Context, fh fusefs.FileHandle, in *fuse.S
 	if !n.fsys.writable(b, key) {
 		return syscall.EROFS
 	}
+	_, sizeSet := in.GetSize()
+	_, mtimeSet := in.GetMTime()
+	if !sizeSet && !mtimeSet {
+		return n.Getattr(ctx, fh, out) // chmod, chown, atime: nothing to store
+	}
 	apply := func(c *fileContent) error {
 		if size, ok := in.GetSize(); ok {
 			if err := c.truncate(ctx, int64(size)); err != nil {

@@ -796,3 +796,19 @@ func TestWriteStagingDiskFull(t *testing.T) {
 		t.Errorf("the log does not say the staging disk is full")
 	}
 }
+
+// TestWriteChmodStoresNothing checks that chmod and chown, which S3 has no
+// place for, send no request that reads or writes the object: no download
+// of its content, no upload, no copy.
+func TestWriteChmodStoresNothing(t *testing.T) {
+	w := newWriteTest(t)
+	mustSh(t, w.m.dir, "mkdir -p "+q(w.dir)+" && echo content > "+q(filepath.Join(w.dir, "f.txt")))
+	h := w.r.Proxy.Inject(rig.Fault{Kind: rig.FaultLatency, Match: rig.MatchAll(matchUnder(w.prefix),
+		rig.MatchOp(rig.OpGetObject, rig.OpPutObject, rig.OpCopyObject, rig.OpCreateMultipartUpload))})
+	defer h.Remove()
+	mustSh(t, w.m.dir, "chmod 600 "+q(filepath.Join(w.dir, "f.txt"))+" && chown "+strconv.Itoa(os.Getuid())+" "+q(filepath.Join(w.dir, "f.txt")))
+	if n := h.Count(); n != 0 {
+		t.Errorf("chmod and chown sent %d GET, PUT or copy requests; want none", n)
+	}
+	w.wantObject(t, wsBucket, w.prefix+"f.txt", []byte("content\n"))
+}
