@@ -62,6 +62,7 @@ type config struct {
 	stagingDir     string
 	renameLimit    int
 	memoryLimitMiB int
+	readAheadKiB   int
 	// Provider settings.
 	workspace string
 	bucket    string
@@ -169,6 +170,7 @@ func parseFlags(args []string) (*config, error) {
 	f.StringVar(&cfg.stagingDir, "staging-dir", "", "where files open for writing are staged (default: $XDG_CACHE_HOME/s3mount/staging)")
 	f.IntVar(&cfg.memoryLimitMiB, "memory-limit", 0, "MiB of memory for file data: reads fetched ahead, the block cache, and parts uploading (default: an eighth of the RAM or cgroup limit, from 256 to 1024)")
 	f.IntVar(&cfg.memoryLimitMiB, "write-memory", 0, "the old name of --memory-limit")
+	f.IntVar(&cfg.readAheadKiB, "kernel-readahead", 0, "the kernel's readahead for the mount, in KiB, set as root through sysfs (0: s3mount's default; -1: leave the kernel's)")
 	f.IntVar(&cfg.renameLimit, "rename-limit", 1000, "most objects a directory rename copies; larger renames fail with EXDEV and mv copies instead")
 	showVersion := f.Bool("version", false, "print the version and exit")
 	f.Usage = func() {
@@ -404,7 +406,7 @@ func mount(cfg *config) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	srv, err := fsys.Mount(cfg.mountpoint, fs.MountOptions{AllowOther: cfg.allowOther, Debug: cfg.debugFUSE})
+	srv, err := fsys.Mount(cfg.mountpoint, fs.MountOptions{AllowOther: cfg.allowOther, Debug: cfg.debugFUSE, ReadAhead: max(-1, cfg.readAheadKiB<<10)})
 	if err != nil {
 		fsys.Close()
 		return fail("%v", err)
