@@ -58,12 +58,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 		s3mountArgs: strings.Fields(getenv("S3MOUNT_FLAGS")),
 		out:         getenv("BENCH_OUT"),
 		workdir:     getenv("BENCH_WORKDIR"),
-		peers:       getenv("BENCH_PEERS") != "0",
 		direct:      getenv("BENCH_DIRECT") == "1",
 		minioTmp:    getenv("BENCH_MINIO_TMPDIR"),
 		partSize:    8 << 20,
 		smallSize:   4 << 10,
 		h5Chunk:     256,
+	}
+	// Peers make a run several times longer: a quick run leaves them out
+	// unless asked.
+	switch getenv("BENCH_PEERS") {
+	case "0":
+		c.peers = false
+	case "1":
+		c.peers = true
+	case "":
+		c.peers = !c.quick
+	default:
+		return c, fmt.Errorf("BENCH_PEERS=%q: want 0 or 1", getenv("BENCH_PEERS"))
 	}
 	if c.s3mountBin == "" {
 		c.s3mountBin = "bin/s3mount"

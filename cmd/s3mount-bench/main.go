@@ -35,17 +35,19 @@
 //
 // Environment:
 //
-//	BENCH_QUICK=1          small sizes and two repetitions: under two minutes
+//	BENCH_QUICK=1          small sizes, two repetitions, no peers: under two minutes
 //	S3MOUNT_FLAGS          extra s3mount flags, e.g. "--memory-limit 512"
 //	S3MOUNT_BIN            the s3mount binary (default bin/s3mount)
 //	BENCH_REPS             repetitions of each workload (default 3, quick 2)
 //	BENCH_SIZE_MIB         size of the large objects (default 1024, quick 128)
-//	BENCH_PEERS=0          measure neither s3fs nor rclone
+//	BENCH_PEERS=0|1        measure s3fs and rclone or not (default 1, quick 0)
 //	BENCH_ONLY             comma-separated workloads to run (see workloadIDs)
 //	BENCH_DIRECT=1         every client talks to MinIO, not to the rig's proxy
 //	BENCH_MINIO_TMPDIR     where MinIO keeps its data (default /dev/shm)
 //	BENCH_SDK_PARALLEL     parallel GETs tried for the ceiling (default 8,16)
-//	BENCH_OUT              also write the report to this file
+//	BENCH_OUT              also write the report to this file; if the file has the
+//	                       lines <!-- bench:begin --> and <!-- bench:end -->, only
+//	                       what is between them is replaced (docs/benchmarks.md)
 //	BENCH_WORKDIR          mountpoints, logs and local files (default: a new temporary directory)
 //
 // Progress goes to stderr, the report to stdout. The process logs of every
@@ -149,7 +151,13 @@ func run() int {
 	writeReport(&out, h, b.res)
 	fmt.Print(out.String())
 	if cfg.out != "" {
-		if err := os.WriteFile(cfg.out, []byte(out.String()), 0o644); err != nil {
+		text := out.String()
+		if old, err := os.ReadFile(cfg.out); err == nil {
+			if spliced, ok := splice(string(old), text); ok {
+				text = spliced
+			}
+		}
+		if err := os.WriteFile(cfg.out, []byte(text), 0o644); err != nil {
 			slog.Error("write BENCH_OUT", "file", cfg.out, "err", err)
 			return 1
 		}
@@ -373,7 +381,11 @@ func (b *bench) s3mountMounter(bin string) *mounter {
 // installed, and returns the report's lines about them.
 func (b *bench) peerMounters() [][2]string {
 	if !b.cfg.peers {
-		return [][2]string{{"Peers", "skipped (BENCH_PEERS=0)"}}
+		why := "BENCH_PEERS=0"
+		if b.cfg.quick && os.Getenv("BENCH_PEERS") == "" {
+			why = "a quick run leaves them out; BENCH_PEERS=1 brings them in"
+		}
+		return [][2]string{{"Peers", "s3fs and rclone not measured (" + why + ")"}}
 	}
 	var lines [][2]string
 	base := func(dir string) string { return dir }
@@ -433,4 +445,27 @@ func (b *bench) peerMounters() [][2]string {
 // logf logs progress to stderr.
 func logf(format string, args ...any) {
 	slog.Info(fmt.Sprintf(format, args...))
+}
+
+// Markers of the generated part of a document that BENCH_OUT names.
+const (
+	beginMarker = "<!-- bench:begin -->"
+	endMarker   = "<!-- bench:end -->"
+)
+
+// splice replaces what lies between the begin and end markers of doc with
+// report, keeping the marker lines. It reports false if doc lacks either
+// marker, in that order.
+func splice(doc, report string) (string, bool) {
+	i := strings.Index(doc, beginMarker)
+	if i < 0 {
+		return "", false
+	}
+	start := i + len(beginMarker)
+	j := strings.Index(doc[start:], endMarker)
+	if j < 0 {
+		return "", false
+	}
+	end := start + j
+	return doc[:start] + "\n\n" + strings.TrimSpace(report) + "\n\n" + doc[end:], true
 }
