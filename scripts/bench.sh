@@ -26,6 +26,12 @@ go build -o bin/s3mount-bench ./cmd/s3mount-bench
 
 # Mountpoints, logs and the local copy of the HDF5 file live on disk.
 workdir="$(mktemp -d "${BENCH_WORKDIR_PARENT:-/var/tmp}/s3mount-bench.XXXXXX")"
+# MinIO keeps its data in memory, on tmpfs, so that dropping the page cache
+# leaves the server's side alone; a crash must not leave gigabytes there.
+shmdir=""
+if [[ -d /dev/shm && -w /dev/shm ]]; then
+	shmdir="$(mktemp -d /dev/shm/s3mount-bench.XXXXXX)"
+fi
 status=1
 cleanup() {
 	# The harness unmounts everything itself; this catches what a crash or
@@ -34,6 +40,7 @@ cleanup() {
 		echo "bench: detaching leftover mount $m" >&2
 		umount -l "$m" 2>/dev/null || true
 	done
+	[[ -z "$shmdir" ]] || rm -rf "$shmdir"
 	if [[ $status == 0 ]] && ! grep -qF " $workdir/" /proc/mounts; then
 		rm -rf "$workdir"
 	else
@@ -42,5 +49,5 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-BENCH_WORKDIR="$workdir" ./bin/s3mount-bench && status=0 || status=$?
+BENCH_WORKDIR="$workdir" BENCH_SHMDIR="$shmdir" ./bin/s3mount-bench && status=0 || status=$?
 exit $status

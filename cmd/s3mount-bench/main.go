@@ -88,23 +88,24 @@ func main() {
 
 // bench is one run of the benchmark.
 type bench struct {
-	cfg       config
-	res       *results
-	rig       *rig.Rig
-	endpoint  string          // endpoint is where every client sends its S3 requests.
-	creds     rig.Credentials // creds are STS credentials for the SDK, scoped like s3mount's.
-	peerCreds rig.Credentials // peerCreds are STS credentials for s3fs and rclone, for the whole bucket.
-	client    *s3.Client      // client is the SDK ceiling's client: creds at endpoint.
-	admin     *s3.Client      // admin uses MinIO's root credentials directly, for seeding and cleanup only.
-	workdir   string
-	mntRoot   string // mntRoot holds the mountpoints.
-	logDir    string
-	mounts    mountSet
-	mounters  []*mounter // mounters are the systems measured, s3mount first.
-	dropErr   error      // dropErr says why the page cache cannot be dropped, if it cannot.
-	data      []byte     // data is what sequential writes write.
-	h5Local   string     // h5Local is the local copy of the HDF5 file.
-	notes     []string   // notes go into the report.
+	cfg         config
+	res         *results
+	rig         *rig.Rig
+	endpoint    string          // endpoint is where every client sends its S3 requests.
+	creds       rig.Credentials // creds are STS credentials for the SDK, scoped like s3mount's.
+	peerCreds   rig.Credentials // peerCreds are STS credentials for s3fs and rclone, for the whole bucket.
+	client      *s3.Client      // client is the SDK ceiling's client: creds at endpoint.
+	admin       *s3.Client      // admin uses MinIO's root credentials directly, for seeding and cleanup only.
+	workdir     string
+	mntRoot     string // mntRoot holds the mountpoints.
+	logDir      string
+	mounts      mountSet
+	mounters    []*mounter // mounters are the systems measured, s3mount first.
+	dropErr     error      // dropErr says why the page cache cannot be dropped, if it cannot.
+	data        []byte     // data is what sequential writes write.
+	h5Local     string     // h5Local is the local copy of the HDF5 file.
+	minioParent string     // minioParent is the directory made to hold MinIO's data directory.
+	notes       []string   // notes go into the report.
 
 	cleanupOnce sync.Once
 }
@@ -175,6 +176,9 @@ func (b *bench) cleanup() {
 			if err := b.rig.Close(); err != nil {
 				slog.Warn("stopping the rig", "err", err)
 			}
+		}
+		if b.minioParent != "" {
+			os.RemoveAll(b.minioParent)
 		}
 		if b.h5Local != "" {
 			os.Remove(b.h5Local)
@@ -317,19 +321,32 @@ func orUnknown(s string) string {
 // startRig starts the rig, with MinIO's data on tmpfs when there is room,
 // and says where the data is.
 func (b *bench) startRig(ctx context.Context) (string, error) {
-	need := 6*b.cfg.objectSize + 512<<20
-	dir := b.cfg.minioTmp
-	where := ""
-	if dir == "" {
-		dir = "/dev/shm"
+	if _, err := rig.FindMinIO(); err != nil {
+		return "", err
+	}
+	base := b.cfg.minioTmp
+	if base == "" {
+		// bench.sh makes a directory on /dev/shm for us and removes it
+		// whatever happens to this process.
+		base = os.Getenv("BENCH_SHMDIR")
+		if base == "" {
+			base = "/dev/shm"
+		}
+		need := 6*b.cfg.objectSize + 512<<20
 		var st syscall.Statfs_t
-		if err := syscall.Statfs(dir, &st); err != nil || int64(st.Bavail)*st.Bsize < need {
-			b.notes = append(b.notes, fmt.Sprintf("/dev/shm is missing or has less than %s free: MinIO keeps its data on disk, and dropping the page cache slows the ceiling too.", fmtBytes(need)))
-			dir = ""
+		if err := syscall.Statfs(base, &st); err != nil || int64(st.Bavail)*st.Bsize < need {
+			b.notes = append(b.notes, fmt.Sprintf("%s is missing or has less than %s free: MinIO keeps its data in %s, and if that is on disk, dropping the page cache slows the ceiling too.", base, fmtBytes(need), os.TempDir()))
+			base = ""
 		}
 	}
-	if dir != "" {
-		where = "in " + dir
+	where := os.TempDir()
+	if base != "" {
+		dir, err := os.MkdirTemp(base, "s3mount-bench-minio-")
+		if err != nil {
+			return "", err
+		}
+		b.minioParent = dir
+		where = base
 		// StartMinIO makes its data directory with os.MkdirTemp("", ...).
 		old, had := os.LookupEnv("TMPDIR")
 		os.Setenv("TMPDIR", dir)
@@ -340,11 +357,11 @@ func (b *bench) startRig(ctx context.Context) (string, error) {
 				os.Unsetenv("TMPDIR")
 			}
 		}()
-	} else {
-		where = "in " + os.TempDir()
 	}
-	if _, err := rig.FindMinIO(); err != nil {
-		return "", err
+	fsType := "on disk"
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(where, &st); err == nil && st.Type == tmpfsMagic {
+		fsType = "tmpfs"
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -353,10 +370,7 @@ func (b *bench) startRig(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("start the rig: %w", err)
 	}
 	b.rig = r
-	if strings.HasPrefix(where, "in /dev/shm") {
-		where += " (tmpfs)"
-	}
-	return where, nil
+	return fmt.Sprintf("in %s (%s)", where, fsType), nil
 }
 
 // s3mountMounter mounts bin with the rig's environment.

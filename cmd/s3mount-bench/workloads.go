@@ -135,7 +135,9 @@ func (b *bench) runGroup(ctx context.Context, group string, reps int, baselines 
 				continue
 			}
 			b.drop()
+			began := time.Now()
 			err := run(ctx, system, m, rep)
+			logf("workload %s, run %d/%d: %s took %s", group, rep+1, reps, system, time.Since(began).Round(time.Millisecond))
 			if err == nil && m != nil && m.exited() {
 				err = fmt.Errorf("the %s process exited during the run: %v (see %s)", system, m.err, m.log)
 			}
