@@ -152,7 +152,7 @@ func TestReport(t *testing.T) {
 		"- Machine: m",
 		"| seq | 1,024 MiB/s (1.00 s) | 1,463 MiB/s (700 ms), 16 GETs | 731 MiB/s (1.40 s) | error | 0.70× | 1.40× |  |",
 		"| seq1 | 300 |", // peak RSS table
-		"| sequential read, 1 reader | ≥ 0.8 × the parallel SDK ceiling, and ≥ 1.5 × s3fs | seq: 0.70× the ceiling (want ≥ 0.80×); seq: 1.40× s3fs (want ≥ 1.50×) | NOT met |",
+		"| sequential read, 1 reader | ≥ 0.8 × the parallel SDK ceiling, and ≥ 1.5 × s3fs | 0.70× the ceiling (want ≥ 0.80×); 1.40× s3fs (want ≥ 1.50×) | NOT met |",
 		"- seq, rclone: rclone did not mount: exit status 1",
 		"- a note",
 		"| seq | sdk:16 GETs | 700.0, 700.0, 700.0 |",
