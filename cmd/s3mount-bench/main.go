@@ -481,5 +481,10 @@ func splice(doc, report string) (string, bool) {
 		return "", false
 	}
 	end := start + j
-	return doc[:start] + "\n\n" + strings.TrimSpace(report) + "\n\n" + doc[end:], true
+	// The report goes under a heading of the document: one level down.
+	report = strings.TrimSpace(report)
+	if strings.HasPrefix(report, "## ") {
+		report = "#" + report
+	}
+	return doc[:start] + "\n\n" + report + "\n\n" + doc[end:], true
 }

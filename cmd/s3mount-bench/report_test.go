@@ -165,8 +165,8 @@ func TestReport(t *testing.T) {
 
 func TestSplice(t *testing.T) {
 	doc := "# Benchmarks\n\nprose\n\n" + beginMarker + "\nold table\n" + endMarker + "\n\nmore prose\n"
-	got, ok := splice(doc, "new table\n")
-	want := "# Benchmarks\n\nprose\n\n" + beginMarker + "\n\nnew table\n\n" + endMarker + "\n\nmore prose\n"
+	got, ok := splice(doc, "## Report\n\nnew table\n")
+	want := "# Benchmarks\n\nprose\n\n" + beginMarker + "\n\n### Report\n\nnew table\n\n" + endMarker + "\n\nmore prose\n"
 	if !ok || got != want {
 		t.Errorf("splice = %q, %v; want %q", got, ok, want)
 	}
