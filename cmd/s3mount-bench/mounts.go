@@ -227,6 +227,3 @@ next:
 	}
 	return env
 }
-
-// proxyVars are the proxy variables no client of the loopback rig may see.
-var proxyVars = []string{"HTTP_PROXY=", "HTTPS_PROXY=", "ALL_PROXY=", "NO_PROXY="}
