@@ -15,13 +15,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/s3mount/s3mount/fs"
 	"github.com/s3mount/s3mount/internal/rig"
 )
 
-// BenchmarkRead compares reading one object through the mount with reading
-// it through the SDK directly, over the same proxy and MinIO, in one run, so
-// that the ratios mean something on a noisy machine.
+// BenchmarkRead compares reading one object through a mount in this process
+// with reading it through the SDK directly, over the same proxy and MinIO,
+// in one run, so that the ratios mean something on a noisy machine.
+//
+// The benchmark harness is `make bench` (cmd/s3mount-bench), which mounts
+// the s3mount binary as a separate process and compares it with the peers.
+// This benchmark is for profiling the FUSE layer and what lies beneath it,
+// since the mount runs in the test process:
+//
+//	S3MOUNT_REQUIRE_RIG=1 go test -run '^$' -bench BenchmarkRead -benchtime 5x -cpuprofile cpu.out ./fs
+//	go tool pprof -top fs.test cpu.out
 func BenchmarkRead(b *testing.B) {
 	size := int64(256 << 20)
 	r := getSharedRig(b)
@@ -73,36 +80,26 @@ func BenchmarkRead(b *testing.B) {
 			wg.Wait()
 		}
 	})
-	// The readahead sweep shows what the kernel's readahead does to a
-	// sequential read; the mount sets 1 MiB by default.
-	for _, ra := range []int{128 << 10, 1 << 20, 4 << 20, 16 << 20} {
-		b.Run(fmt.Sprintf("mount-sequential-readahead-%dKiB", ra>>10), func(b *testing.B) {
-			if err := fs.SetReadAhead(filepath.Dir(filepath.Dir(filepath.Dir(path))), ra); err != nil {
-				b.Skip(err)
+	b.Run("mount-sequential", func(b *testing.B) {
+		b.SetBytes(size)
+		buf := make([]byte, 1<<20)
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
 			}
-			b.SetBytes(size)
-			buf := make([]byte, 1<<20)
-			for b.Loop() {
-				f, err := os.Open(path)
-				if err != nil {
+			dropPageCache(f)
+			for {
+				if _, err := f.Read(buf); err == io.EOF {
+					break
+				} else if err != nil {
 					b.Fatal(err)
 				}
-				dropPageCache(f)
-				for {
-					if _, err := f.Read(buf); err == io.EOF {
-						break
-					} else if err != nil {
-						b.Fatal(err)
-					}
-				}
-				f.Close()
 			}
-		})
-	}
-	b.Run("mount-random-4KiB", func(b *testing.B) {
-		if err := fs.SetReadAhead(filepath.Dir(filepath.Dir(filepath.Dir(path))), 1<<20); err != nil {
-			b.Fatal(err)
+			f.Close()
 		}
+	})
+	b.Run("mount-random-4KiB", func(b *testing.B) {
 		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT, 0)
 		if err != nil {
 			b.Fatal(err)
