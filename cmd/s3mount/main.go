@@ -168,8 +168,12 @@ func parseFlags(args []string) (*config, error) {
 	f.DurationVar(&cfg.metadataTTL, "metadata-ttl", 60*time.Second, "how long listings and file attributes are cached")
 	f.StringVar(&cfg.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, "+defaultLogFile()+" in the background)")
 	f.StringVar(&cfg.stagingDir, "staging-dir", "", "where files open for writing are staged (default: $XDG_CACHE_HOME/s3mount/staging)")
-	f.IntVar(&cfg.memoryLimitMiB, "memory-limit", 0, "MiB of memory for file data: reads fetched ahead, the block cache, and parts uploading (default: an eighth of the RAM or cgroup limit, from 256 to 1024)")
-	f.IntVar(&cfg.memoryLimitMiB, "write-memory", 0, "the old name of --memory-limit")
+	f.IntVar(&cfg.memoryLimitMiB, "memory-limit", defaultMemoryLimitMiB(), "MiB of memory for file data: reads fetched ahead, the block cache, and parts uploading (the default is an eighth of the RAM or cgroup limit, from 256 to 1024)")
+	f.Func("write-memory", "the old name of --memory-limit", func(v string) error {
+		n, err := strconv.Atoi(v)
+		cfg.memoryLimitMiB = n
+		return err
+	})
 	f.IntVar(&cfg.readAheadKiB, "kernel-readahead", 0, "the kernel's readahead for the mount, in KiB, set as root through sysfs (0: s3mount's default; -1: leave the kernel's)")
 	f.IntVar(&cfg.renameLimit, "rename-limit", 1000, "most objects a directory rename copies; larger renames fail with EXDEV and mv copies instead")
 	showVersion := f.Bool("version", false, "print the version and exit")
@@ -194,9 +198,6 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if len(positional) != 1 {
 		return nil, fmt.Errorf("expected exactly one MOUNTPOINT, got %d", len(positional))
-	}
-	if cfg.memoryLimitMiB == 0 {
-		cfg.memoryLimitMiB = defaultMemoryLimitMiB()
 	}
 	if cfg.memoryLimitMiB < 16 {
 		return nil, fmt.Errorf("--memory-limit must be at least 16 (MiB)")

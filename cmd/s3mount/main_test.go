@@ -805,6 +805,8 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"--no-such-flag", a}, 2, "", "Run 's3mount --help' for usage"},
 		{"unknown flag after mountpoint", []string{a, "--no-such-flag"}, 2, "", "flag provided but not defined"},
 		{"bad file mode", []string{"--file-mode", "01000", a}, 2, "", "--file-mode"},
+		{"memory limit too small", []string{"--memory-limit", "8", a}, 2, "", "--memory-limit must be at least 16"},
+		{"memory limit too small, by its old name", []string{"--write-memory", "8", a}, 2, "", "--memory-limit must be at least 16"},
 		{"version", []string{"--version"}, 0, "s3mount", ""},
 		{"help", []string{"--help"}, 0, "", "Usage: s3mount"},
 		{"short help", []string{"-h"}, 0, "", "Usage: s3mount"},

@@ -384,6 +384,7 @@ func (e *Engine) fetch(obj Object, run []*block) {
 	for attempt := 0; attempt < e.cfg.Attempts && len(run) > 0; attempt++ {
 		start := run[0].key.idx * bs
 		e.gets.Add(1)
+		e.log.Debug("GET", "object", "s3://"+obj.Bucket.Name()+"/"+obj.Key, "offset", start, "length", end-start)
 		var body io.ReadCloser
 		body, err = obj.Bucket.Read(e.ctx, obj.Key, start, end-start, obj.ETag)
 		if err != nil {
