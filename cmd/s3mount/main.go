@@ -63,6 +63,7 @@ type config struct {
 	renameLimit    int
 	memoryLimitMiB int
 	readAheadKiB   int
+	pprofAddr      string
 	// Provider settings.
 	workspace string
 	bucket    string
@@ -174,6 +175,7 @@ func parseFlags(args []string) (*config, error) {
 		cfg.memoryLimitMiB = n
 		return err
 	})
+	f.StringVar(&cfg.pprofAddr, "pprof", "", "serve Go's profiler (net/http/pprof) on this loopback address, such as 127.0.0.1:6060")
 	f.IntVar(&cfg.readAheadKiB, "kernel-readahead", 0, "the kernel's readahead for the mount, in KiB, set as root through sysfs (0: s3mount's default; -1: leave the kernel's)")
 	f.IntVar(&cfg.renameLimit, "rename-limit", 1000, "most objects a directory rename copies; larger renames fail with EXDEV and mv copies instead")
 	showVersion := f.Bool("version", false, "print the version and exit")
@@ -390,6 +392,11 @@ func mount(cfg *config) int {
 		logger.Info("authorized path", "bucket", r.Bucket, "prefix", r.Prefix, "access", access, "at", filepath.Join(cfg.mountpoint, r.Bucket, r.Prefix))
 	}
 	setGoMemoryLimit(cfg.memoryLimitMiB)
+	if cfg.pprofAddr != "" {
+		if err := servePprof(cfg.pprofAddr, logger); err != nil {
+			return fail("--pprof: %v", err)
+		}
+	}
 	fsys, err := fs.New(fs.Options{
 		Roots:       roots,
 		Bucket:      client.Bucket,
