@@ -1,4 +1,0 @@
-package fs
-
-// SetReadAhead exposes setReadAhead to the benchmarks.
-var SetReadAhead = setReadAhead
