@@ -109,6 +109,7 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/s3mount/s3mount/internal/bucket"
 )
@@ -136,6 +137,11 @@ type Options struct {
 	// RenameLimit is the most objects a directory rename copies; larger
 	// directories fail with EXDEV and mv copies them itself. Default 1000.
 	RenameLimit int
+	// NegativeTTL is how long a name is known not to exist: by the kernel
+	// after a failed lookup, and by a listing, which answers for names it
+	// lacks only this long and for names it has for MetadataTTL. Default
+	// 5s; at most MetadataTTL.
+	NegativeTTL time.Duration
 	// WriteMemory bounds the parts being uploaded at once across the
 	// mount, in bytes of 8 MiB parts (at least 4 parts). Parts are read
 	// from the staging files, so writers never wait for it. Default 256
@@ -193,6 +199,15 @@ type FS struct {
 	// written here, by bucket, key and ETag, because listings do not carry
 	// it. It is safe for concurrent use.
 	mtimes *lru.Cache[string, time.Time]
+
+	// listings holds the directories' listings, bounded. It is safe for
+	// concurrent use.
+	listings *listingCache
+	// flights coalesces identical lookups and HEADs under way. It is safe
+	// for concurrent use.
+	flights singleflight.Group
+	// now is the clock that listings are timed by.
+	now func() time.Time
 }
 
 func mtimeKey(bucketName string, info bucket.ObjectInfo) string {
@@ -236,6 +251,10 @@ func New(opts Options) (*FS, error) {
 	if opts.RenameLimit <= 0 {
 		opts.RenameLimit = 1000
 	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = 5 * time.Second
+	}
+	opts.NegativeTTL = min(opts.NegativeTTL, opts.MetadataTTL)
 	if opts.WriteMemory <= 0 {
 		opts.WriteMemory = 256 << 20
 	}
@@ -260,7 +279,8 @@ func New(opts Options) (*FS, error) {
 	}
 	f := &FS{opts: opts, log: opts.Logger, mountTime: time.Now(), logged: logged, stagingRoot: opts.StagingDir,
 		uploadSlots: make(chan struct{}, max(partWorkers, opts.WriteMemory/minPartSize)), inodes: newInodeTable(),
-		dirTimes: dirTimes, mtimes: mtimes, contents: map[*fileContent]struct{}{}}
+		dirTimes: dirTimes, mtimes: mtimes, contents: map[*fileContent]struct{}{},
+		listings: newListingCache(maxListings, maxListedEntries, opts.MetadataTTL), now: time.Now}
 	if f.stagingDir, err = prepareStaging(opts.StagingDir, opts.Logger); err != nil {
 		return nil, err
 	}
@@ -291,11 +311,11 @@ type MountOptions struct {
 // Mount mounts the filesystem at dir. Call Unmount on the server, and Wait
 // for it, to finish.
 func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
-	ttl := f.opts.MetadataTTL
+	ttl, negativeTTL := f.opts.MetadataTTL, f.opts.NegativeTTL
 	opts := &fusefs.Options{
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
-		NegativeTimeout: &ttl,
+		NegativeTimeout: &negativeTTL,
 		UID:             f.opts.UID,
 		GID:             f.opts.GID,
 		MountOptions: fuse.MountOptions{
