@@ -362,13 +362,13 @@ func (d *dirNode) newChild(ctx context.Context, b, prefix, name string, e dirEnt
 // the listing, which is fetched first if it is older than the metadata
 // TTL. The kernel is let keep the entries while they are unchanged.
 func (d *dirNode) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
-	entries, sum, errno := d.entries(ctx)
+	snap, errno := d.entries(ctx)
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	h := &dirHandle{d: d, entries: entries, sum: sum}
+	h := &dirHandle{d: d, snap: snap}
 	d.mu.Lock()
-	cached, clear := d.kernel.open(sum)
+	cached, clear := d.kernel.open(snap.sum)
 	d.mu.Unlock()
 	if clear {
 		// The kernel holds other entries: have it drop them now, before
@@ -376,7 +376,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandl
 		// holds no lock of this directory during an open.
 		ok := d.NotifyContent(0, 0) == 0
 		d.mu.Lock()
-		cached = d.kernel.cleared(sum, ok)
+		cached = d.kernel.cleared(snap.sum, ok)
 		d.mu.Unlock()
 	}
 	if !cached {
@@ -386,15 +386,34 @@ func (d *dirNode) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandl
 	return h, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
-// entries returns the directory's entries, with "." and "..", and their
-// sum. Files that hold content are listed whether or not S3 has them yet.
-func (d *dirNode) entries(ctx context.Context) ([]fuse.DirEntry, uint64, syscall.Errno) {
+// dirSnapshot is a directory's entries at one moment.
+type dirSnapshot struct {
+	entries []fuse.DirEntry
+	// sum is sumEntries(entries).
+	sum uint64
+	// seq and listing are the directory's change count and listing the
+	// entries were taken from.
+	seq     uint64
+	listing *dirListing
+}
+
+// changed reports whether the directory changed since s was taken: a
+// change here, or another listing.
+func (d *dirNode) changed(s dirSnapshot) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seq != s.seq || d.freshListing() != s.listing
+}
+
+// entries returns the directory's entries, with "." and "..". Files that
+// hold content are listed whether or not S3 has them yet.
+func (d *dirNode) entries(ctx context.Context) (dirSnapshot, syscall.Errno) {
 	b, prefix, ok := d.location()
 	if !ok {
-		return nil, 0, syscall.ENOENT
+		return dirSnapshot{}, syscall.ENOENT
 	}
 	if !d.fsys.authorized(b, prefix) {
-		return nil, 0, syscall.EACCES
+		return dirSnapshot{}, syscall.EACCES
 	}
 	d.mu.Lock()
 	l := d.freshListing()
@@ -402,7 +421,7 @@ func (d *dirNode) entries(ctx context.Context) ([]fuse.DirEntry, uint64, syscall
 	if l == nil {
 		var errno syscall.Errno
 		if l, errno = d.fetchListing(ctx, b, prefix); errno != 0 {
-			return nil, 0, errno
+			return dirSnapshot{}, errno
 		}
 	}
 	// Names this mount has nodes for show those nodes' numbers, which a
@@ -427,6 +446,7 @@ func (d *dirNode) entries(ctx context.Context) ([]fuse.DirEntry, uint64, syscall
 		return d.fsys.inodes.peek("object", b, key)
 	}
 	d.mu.Lock()
+	seq := d.seq
 	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dotEntries(&d.Inode, d.StableAttr().Ino)...)
 	for _, name := range l.names {
 		e := l.entries[name]
@@ -443,7 +463,7 @@ func (d *dirNode) entries(ctx context.Context) ([]fuse.DirEntry, uint64, syscall
 	for name, n := range live {
 		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: n})
 	}
-	return entries, sumEntries(entries), 0
+	return dirSnapshot{entries: entries, sum: sumEntries(entries), seq: seq, listing: l}, 0
 }
 
 // sumEntries returns a hash of the entries, never 0.
@@ -515,53 +535,66 @@ func (k *kernelDirCache) cleared(sum uint64, ok bool) bool {
 	return true
 }
 
-// dirHandle is an open directory: the entries at the open, or at the last
-// rewind.
+// dirHandle is an open directory: the entries at the open, or at the first
+// read if the directory changed since, or at the last rewind. go-fuse calls
+// one handle's methods one at a time.
 type dirHandle struct {
 	d *dirNode
 	// cached is set if the kernel may fill its cache from the handle.
 	cached bool
-
-	mu      sync.Mutex // guards the fields below
-	entries []fuse.DirEntry
-	sum     uint64
-	next    int
+	snap   dirSnapshot
+	// read is set once the handle was read from or rewound.
+	read bool
+	next int
 }
 
 // Readdirent implements fusefs.FileReaddirenter.
-func (h *dirHandle) Readdirent(context.Context) (*fuse.DirEntry, syscall.Errno) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.next >= len(h.entries) {
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if !h.read {
+		// The kernel may have read nothing through the handle until now,
+		// serving it from its cache until a change here made it drop
+		// that: a rewind that go-fuse does not pass on.
+		h.read = true
+		if h.d.changed(h.snap) {
+			if errno := h.retake(ctx); errno != 0 {
+				return nil, errno
+			}
+		}
+	}
+	if h.next >= len(h.snap.entries) {
 		return nil, 0
 	}
-	e := h.entries[h.next]
+	e := h.snap.entries[h.next]
 	h.next++
 	e.Off = uint64(h.next)
 	return &e, 0
 }
 
+// retake takes the entries anew.
+func (h *dirHandle) retake(ctx context.Context) syscall.Errno {
+	snap, errno := h.d.entries(ctx)
+	if errno != 0 {
+		return errno
+	}
+	if h.cached && snap.sum != h.snap.sum {
+		h.d.mu.Lock()
+		h.d.kernel.mixed = true
+		h.d.mu.Unlock()
+	}
+	h.snap, h.next = snap, 0
+	return 0
+}
+
 // Seekdir implements fusefs.FileSeekdirer. A rewind (offset 0) takes the
 // entries anew, as rewinddir(3) promises.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	// A read from another offset goes on from the entries taken, whose
+	// offsets the kernel holds.
+	h.read = true
 	if off == 0 {
-		entries, sum, errno := h.d.entries(ctx)
-		if errno != 0 {
-			return errno
-		}
-		h.mu.Lock()
-		if h.cached && sum != h.sum {
-			h.d.mu.Lock()
-			h.d.kernel.mixed = true
-			h.d.mu.Unlock()
-		}
-		h.entries, h.sum, h.next = entries, sum, 0
-		h.mu.Unlock()
-		return 0
+		return h.retake(ctx)
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if off > uint64(len(h.entries)) {
+	if off > uint64(len(h.snap.entries)) {
 		return syscall.EINVAL
 	}
 	h.next = int(off)
