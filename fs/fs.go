@@ -67,15 +67,32 @@
 //
 // # Caching
 //
-// A directory's listing is kept for Options.MetadataTTL and answers lookups
-// (including negative ones) without requests; this mount's own changes
-// update it at once. The kernel is told to cache entries and attributes for
-// the same time. After that, a lookup asks S3 again (HeadObject and a
-// one-key ListObjectsV2, concurrently). The kernel's page cache for a file
-// is kept across opens only while its ETag is unchanged. Reads pin the ETag
-// seen at open, so a read never mixes two versions of an object: if it
-// changes, reads fail with ESTALE. Listings carry no user metadata, so the
-// mtimes seen by HeadObject or written here are remembered by ETag.
+// A directory's listing answers lookups without requests: for the names it
+// has, for Options.MetadataTTL; for the names it lacks, for the shorter
+// Options.NegativeTTL (default 5 s). This mount's own changes update it at
+// once. The kernel is told to cache entries and attributes for
+// MetadataTTL, and failed lookups for NegativeTTL. Past those, a lookup
+// asks S3 (HeadObject and a one-key ListObjectsV2, concurrently), and a
+// name it finds joins the listing. A listing fetched again updates the
+// files this mount has nodes for, so that their next getattr or open sends
+// no HeadObject. Listings are held in an LRU bounded in directories and
+// entries (about 80 MiB at most), and dropped when stale or when the
+// kernel forgets the directory.
+//
+// The kernel keeps a directory's entries (FOPEN_CACHE_DIR) while they match
+// what this mount would list, so that a warm ls -l sends no request at all;
+// an open that would list other entries, after a change here or in a
+// listing fetched again, has the kernel drop them first. Extended
+// attributes are answered ENOSYS, which the kernel remembers, so that it
+// stops asking for them on every file. Identical lookups, HeadObjects and
+// listings under way at the same time are one request; after a change here,
+// new ones do not join those.
+//
+// The kernel's page cache for a file is kept across opens only while its
+// ETag is unchanged. Reads pin the ETag seen at open, so a read never mixes
+// two versions of an object: if it changes, reads fail with ESTALE.
+// Listings carry no user metadata, so the mtimes seen by HeadObject or
+// written here are remembered by ETag.
 //
 // # Concurrency
 //

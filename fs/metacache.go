@@ -11,13 +11,13 @@ import (
 	"github.com/s3mount/s3mount/internal/bucket"
 )
 
-// Bounds of the listing cache. A listing costs about 300 bytes an entry
-// (the name, the key, the ETag and the map), so the cache holds at most
-// about 150 MiB however many directories a mount walks; a single larger
-// directory is still kept, alone.
+// Bounds of the listing cache. A listing costs about 330 bytes an entry
+// (the name, the key, the ETag, the times and the map), so the cache holds
+// at most about 80 MiB however many directories a mount walks; a single
+// larger directory is still kept, alone.
 const (
 	maxListings      = 8192
-	maxListedEntries = 500_000
+	maxListedEntries = 250_000
 	// minListingLife is the shortest time the cache keeps a listing in
 	// memory. Freshness is decided by the directory (Options.MetadataTTL
 	// and NegativeTTL, on the FS's clock); this only lets memory go, and
