@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -460,8 +461,8 @@ func (d *dirNode) entries(ctx context.Context) (dirSnapshot, syscall.Errno) {
 		}
 	}
 	d.mu.Unlock()
-	for name, n := range live {
-		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: n})
+	for _, name := range slices.Sorted(maps.Keys(live)) {
+		entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: live[name]})
 	}
 	return dirSnapshot{entries: entries, sum: sumEntries(entries), seq: seq, listing: l}, 0
 }
