@@ -680,20 +680,28 @@ func (d *dirNode) refreshFiles(l *dirListing) {
 		}
 	}
 	d.mu.Unlock()
+	var changed []*fileNode
 	for _, u := range updates {
 		u.n.mu.Lock()
 		clean := u.n.content == nil && !u.n.gone && u.n.objKey == u.info.Key
-		changed := u.n.info.ETag != u.info.ETag
+		etag := u.n.info.ETag
 		u.n.mu.Unlock()
 		if !clean {
 			continue
 		}
 		u.n.refresh(u.info)
-		if changed {
-			// Not from inside this request: the kernel may hold locks
-			// that the invalidation needs.
-			go u.n.NotifyContent(0, 0)
+		if etag != u.info.ETag {
+			changed = append(changed, u.n)
 		}
+	}
+	if len(changed) > 0 {
+		// Not from inside this request: the kernel may hold locks that
+		// the invalidations need.
+		go func() {
+			for _, n := range changed {
+				n.NotifyContent(0, 0)
+			}
+		}()
 	}
 }
 
