@@ -2,9 +2,7 @@ package fs
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"sync"
@@ -428,36 +426,40 @@ func (d *dirNode) entries(ctx context.Context) (dirSnapshot, syscall.Errno) {
 	// Names this mount has nodes for show those nodes' numbers, which a
 	// rename may have carried from another name; files that hold content
 	// are listed even before S3 has them.
-	nodes, live := map[string]uint64{}, map[string]uint64{}
-	for name, ch := range d.Children() {
-		switch node := ch.Operations().(type) {
-		case *fileNode:
-			nodes[name+"\x00f"] = ch.StableAttr().Ino
-			if node.liveContent() != nil {
-				live[name] = ch.StableAttr().Ino
-			}
-		case *dirNode:
-			nodes[name+"\x00d"] = ch.StableAttr().Ino
+	children := d.Children()
+	live := map[string]uint64{}
+	for name, ch := range children {
+		if n, ok := ch.Operations().(*fileNode); ok && n.liveContent() != nil {
+			live[name] = ch.StableAttr().Ino
 		}
 	}
-	ino := func(name, kind, key string) uint64 {
-		if n, ok := nodes[name+"\x00"+kind]; ok {
-			return n
+	ino := func(name string, dir bool, key string) uint64 {
+		if ch := children[name]; ch != nil {
+			switch ch.Operations().(type) {
+			case *fileNode:
+				if !dir {
+					return ch.StableAttr().Ino
+				}
+			case *dirNode:
+				if dir {
+					return ch.StableAttr().Ino
+				}
+			}
 		}
 		return d.fsys.inodes.peek("object", b, key)
 	}
+	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dotEntries(&d.Inode, d.StableAttr().Ino)...)
 	d.mu.Lock()
 	seq := d.seq
-	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dotEntries(&d.Inode, d.StableAttr().Ino)...)
 	for _, name := range l.names {
 		e := l.entries[name]
 		if n, ok := live[name]; ok {
 			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: n})
 			delete(live, name)
 		} else if e.dir {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ino(name, "d", prefix+name+"/")})
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ino(name, true, prefix+name+"/")})
 		} else {
-			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino(name, "f", prefix+name)})
+			entries = append(entries, fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino(name, false, prefix+name)})
 		}
 	}
 	d.mu.Unlock()
@@ -467,18 +469,24 @@ func (d *dirNode) entries(ctx context.Context) (dirSnapshot, syscall.Errno) {
 	return dirSnapshot{entries: entries, sum: sumEntries(entries), seq: seq, listing: l}, 0
 }
 
-// sumEntries returns a hash of the entries, never 0.
+// sumEntries returns a hash (FNV-1a) of the entries, never 0.
 func sumEntries(entries []fuse.DirEntry) uint64 {
-	h := fnv.New64a()
-	var buf [12]byte
-	for _, e := range entries {
-		binary.LittleEndian.PutUint64(buf[:8], e.Ino)
-		binary.LittleEndian.PutUint32(buf[8:], e.Mode)
-		h.Write(buf[:])
-		h.Write([]byte(e.Name))
-		h.Write([]byte{0})
+	h := uint64(14695981039346656037)
+	mix := func(v uint64, n int) {
+		for range n {
+			h = (h ^ v&0xff) * 1099511628211
+			v >>= 8
+		}
 	}
-	return max(h.Sum64(), 1)
+	for _, e := range entries {
+		mix(e.Ino, 8)
+		mix(uint64(e.Mode), 4)
+		for i := 0; i < len(e.Name); i++ {
+			mix(uint64(e.Name[i]), 1)
+		}
+		mix(0, 1)
+	}
+	return max(h, 1)
 }
 
 // kernelDirCache tracks what the kernel may hold in its cache of a
