@@ -74,15 +74,32 @@
 //
 // # Caching
 //
-// A directory's listing is kept for Options.MetadataTTL and answers lookups
-// (including negative ones) without requests; this mount's own changes
-// update it at once. The kernel is told to cache entries and attributes for
-// the same time. After that, a lookup asks S3 again (HeadObject and a
-// one-key ListObjectsV2, concurrently). The kernel's page cache for a file
-// is kept across opens only while its ETag is unchanged. Reads pin the ETag
-// seen at open, so a read never mixes two versions of an object: if it
-// changes, reads fail with ESTALE. Listings carry no user metadata, so the
-// mtimes seen by HeadObject or written here are remembered by ETag.
+// A directory's listing answers lookups without requests: for the names it
+// has, for Options.MetadataTTL; for the names it lacks, for the shorter
+// Options.NegativeTTL (default 5 s). This mount's own changes update it at
+// once. The kernel is told to cache entries and attributes for
+// MetadataTTL, and failed lookups for NegativeTTL. Past those, a lookup
+// asks S3 (HeadObject and a one-key ListObjectsV2, concurrently), and a
+// name it finds joins the listing. A listing fetched again updates the
+// files this mount has nodes for, so that their next getattr or open sends
+// no HeadObject. Listings are held in an LRU bounded in directories and
+// entries (about 80 MiB at most), and dropped when stale or when the
+// kernel forgets the directory.
+//
+// The kernel keeps a directory's entries (FOPEN_CACHE_DIR) while they match
+// what this mount would list, so that a warm ls -l sends no request at all;
+// an open that would list other entries, after a change here or in a
+// listing fetched again, has the kernel drop them first. Extended
+// attributes are answered ENOSYS, which the kernel remembers, so that it
+// stops asking for them on every file. Identical lookups, HeadObjects and
+// listings under way at the same time are one request; after a change here,
+// new ones do not join those.
+//
+// The kernel's page cache for a file is kept across opens only while its
+// ETag is unchanged. Reads pin the ETag seen at open, so a read never mixes
+// two versions of an object: if it changes, reads fail with ESTALE.
+// Listings carry no user metadata, so the mtimes seen by HeadObject or
+// written here are remembered by ETag.
 //
 // # Concurrency
 //
@@ -116,6 +133,7 @@ import (
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/s3mount/s3mount/internal/bucket"
 	"github.com/s3mount/s3mount/internal/reader"
@@ -144,6 +162,11 @@ type Options struct {
 	// RenameLimit is the most objects a directory rename copies; larger
 	// directories fail with EXDEV and mv copies them itself. Default 1000.
 	RenameLimit int
+	// NegativeTTL is how long a name is known not to exist: by the kernel
+	// after a failed lookup, and by a listing, which answers for names it
+	// lacks only this long and for names it has for MetadataTTL. Default
+	// 5s; at most MetadataTTL.
+	NegativeTTL time.Duration
 	// MemoryLimit bounds the memory the mount holds for file data: blocks
 	// being read, fetched ahead and cached, which share one budget (see
 	// package reader). Writes are staged on disk, not in memory; the limit
@@ -209,6 +232,15 @@ type FS struct {
 	// written here, by bucket, key and ETag, because listings do not carry
 	// it. It is safe for concurrent use.
 	mtimes *lru.Cache[string, time.Time]
+
+	// listings holds the directories' listings, bounded. It is safe for
+	// concurrent use.
+	listings *listingCache
+	// flights coalesces identical lookups and HEADs under way. It is safe
+	// for concurrent use.
+	flights singleflight.Group
+	// now is the clock that listings are timed by.
+	now func() time.Time
 }
 
 func mtimeKey(bucketName string, info bucket.ObjectInfo) string {
@@ -252,6 +284,10 @@ func New(opts Options) (*FS, error) {
 	if opts.RenameLimit <= 0 {
 		opts.RenameLimit = 1000
 	}
+	if opts.NegativeTTL <= 0 {
+		opts.NegativeTTL = 5 * time.Second
+	}
+	opts.NegativeTTL = min(opts.NegativeTTL, opts.MetadataTTL)
 	if opts.MemoryLimit <= 0 {
 		opts.MemoryLimit = DefaultMemoryLimit
 	}
@@ -276,7 +312,8 @@ func New(opts Options) (*FS, error) {
 	}
 	f := &FS{opts: opts, log: opts.Logger, mountTime: time.Now(), logged: logged, stagingRoot: opts.StagingDir,
 		uploadSlots: make(chan struct{}, max(partWorkers, opts.MemoryLimit/(32<<20))), inodes: newInodeTable(),
-		dirTimes: dirTimes, mtimes: mtimes, contents: map[*fileContent]struct{}{}}
+		dirTimes: dirTimes, mtimes: mtimes, contents: map[*fileContent]struct{}{},
+		listings: newListingCache(maxListings, maxListedEntries, opts.MetadataTTL), now: time.Now}
 	if f.stagingDir, err = prepareStaging(opts.StagingDir, opts.Logger); err != nil {
 		return nil, err
 	}
@@ -314,11 +351,11 @@ const DefaultReadAhead = 16 << 20
 // Mount mounts the filesystem at dir. Call Unmount on the server, and Wait
 // for it, to finish.
 func (f *FS) Mount(dir string, mo MountOptions) (*fuse.Server, error) {
-	ttl := f.opts.MetadataTTL
+	ttl, negativeTTL := f.opts.MetadataTTL, f.opts.NegativeTTL
 	opts := &fusefs.Options{
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
-		NegativeTimeout: &ttl,
+		NegativeTimeout: &negativeTTL,
 		UID:             f.opts.UID,
 		GID:             f.opts.GID,
 		MountOptions: fuse.MountOptions{
