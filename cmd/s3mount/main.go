@@ -58,6 +58,7 @@ type config struct {
 	fileMode       octalMode
 	dirMode        octalMode
 	metadataTTL    time.Duration
+	negativeTTL    time.Duration
 	logFile        string
 	stagingDir     string
 	renameLimit    int
@@ -167,6 +168,7 @@ func parseFlags(args []string) (*config, error) {
 	f.Var(&cfg.fileMode, "file-mode", "permission bits of files, in octal (read-only paths lose write bits)")
 	f.Var(&cfg.dirMode, "dir-mode", "permission bits of directories, in octal (read-only paths lose write bits)")
 	f.DurationVar(&cfg.metadataTTL, "metadata-ttl", 60*time.Second, "how long listings and file attributes are cached")
+	f.DurationVar(&cfg.negativeTTL, "negative-ttl", 5*time.Second, "how long a name is known not to exist (at most --metadata-ttl)")
 	f.StringVar(&cfg.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, "+defaultLogFile()+" in the background)")
 	f.StringVar(&cfg.stagingDir, "staging-dir", "", "where files open for writing are staged (default: $XDG_CACHE_HOME/s3mount/staging)")
 	f.IntVar(&cfg.memoryLimitMiB, "memory-limit", defaultMemoryLimitMiB(), "MiB of memory for file data: reads fetched ahead, the block cache, and parts uploading (the default is an eighth of the RAM or cgroup limit, from 256 to 1024)")
@@ -206,6 +208,9 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if cfg.metadataTTL <= 0 {
 		return nil, fmt.Errorf("--metadata-ttl must be positive")
+	}
+	if cfg.negativeTTL <= 0 {
+		return nil, fmt.Errorf("--negative-ttl must be positive")
 	}
 	mp, err := filepath.Abs(positional[0])
 	if err != nil {
@@ -406,6 +411,7 @@ func mount(cfg *config) int {
 		FileMode:    os.FileMode(cfg.fileMode),
 		DirMode:     os.FileMode(cfg.dirMode),
 		MetadataTTL: cfg.metadataTTL,
+		NegativeTTL: cfg.negativeTTL,
 		Logger:      logger,
 		StagingDir:  cfg.stagingDir,
 		RenameLimit: cfg.renameLimit,
