@@ -81,7 +81,10 @@ const (
 	DefaultPartSize    = 8 << 20
 	DefaultFirstWindow = 1 << 20
 	DefaultMaxWindow   = 64 << 20
-	DefaultSeekBack    = 1 << 20
+	// DefaultSeekBack is as deep as the kernel's readahead (16 MiB, as
+	// fs sets it): that many bytes of one reader's requests may be in
+	// flight at once and arrive in any order.
+	DefaultSeekBack    = 16 << 20
 	DefaultSeekForward = 16 << 20
 	DefaultAttempts    = 5
 	// RandomAfter is how many seeks, with no sequential run between them,
@@ -402,6 +405,7 @@ func (e *Engine) fetch(obj Object, run []*block) {
 			attempt = -1 // progress: count again from 0 the GETs that bring nothing
 		}
 		if err == nil {
+			e.log.Debug("GET done", "object", "s3://"+obj.Bucket.Name()+"/"+obj.Key, "offset", start, "length", end-start)
 			// Read to the end, so that the connection is reused.
 			_, _ = io.CopyN(io.Discard, body, 1)
 		}
