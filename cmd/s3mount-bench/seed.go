@@ -35,6 +35,14 @@ func (b *bench) seed(ctx context.Context) error {
 			return nil
 		})
 	}
+	if wantsAny("seq1", "seq4") {
+		err := multipartUpload(ctx, b.admin, bucket, prefix+warmKey, 64<<20, c.partSize, 8, func(off int64, buf []byte) {
+			fillRandom(warmKey, off, buf)
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if wantsAny("seq1", "seq4", "rand4k", "rand64k", "ttfb") {
 		logf("seeding 4 objects of %s", fmtBytes(c.objectSize))
 		for i := range 4 {
