@@ -448,8 +448,9 @@ func (d *dirNode) entries(ctx context.Context) (dirSnapshot, syscall.Errno) {
 		}
 		return d.fsys.inodes.peek("object", b, key)
 	}
-	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dotEntries(&d.Inode, d.StableAttr().Ino)...)
-	d.mu.Lock()
+	dots := dotEntries(&d.Inode, d.StableAttr().Ino)
+	d.mu.Lock() // the listing's names and entries change under it
+	entries := append(make([]fuse.DirEntry, 0, len(l.names)+2), dots...)
 	seq := d.seq
 	for _, name := range l.names {
 		e := l.entries[name]

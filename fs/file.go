@@ -138,11 +138,10 @@ func (n *fileNode) currentInfo(ctx context.Context) (bucket.ObjectInfo, error) {
 	if fresh || gone {
 		return info, nil
 	}
-	info, err := n.fsys.opts.Bucket(b).Stat(ctx, key)
+	info, err := n.fsys.statObject(ctx, n.fsys.opts.Bucket(b), key) // coalesced; notes the mtime
 	if err != nil {
 		return bucket.ObjectInfo{}, err
 	}
-	n.fsys.noteMtime(b, info)
 	n.mu.Lock()
 	if n.content == nil {
 		n.info, n.infoAt = info, time.Now()
