@@ -224,11 +224,19 @@ func (n *fileNode) Access(_ context.Context, mask uint32) syscall.Errno {
 // version, and counts one more writer. Every writer is ended with
 // closeWriter.
 func (n *fileNode) openWriter(ctx context.Context) (*fileContent, error) {
+	c, _, err := n.openWriterLive(ctx)
+	return c, err
+}
+
+// openWriterLive is openWriter that also tells whether the content was
+// live before: held by another open, so that the kernel's cached pages of
+// the file are its bytes (see Open).
+func (n *fileNode) openWriterLive(ctx context.Context) (*fileContent, bool, error) {
 	n.mu.Lock()
 	if c := n.content; c != nil {
 		n.writers++
 		n.mu.Unlock()
-		return c, nil
+		return c, true, nil
 	}
 	n.mu.Unlock()
 	info, err := n.currentInfo(ctx)
@@ -239,11 +247,11 @@ func (n *fileNode) openWriter(ctx context.Context) (*fileContent, error) {
 		n.fsys.log.Info("file was removed from S3 by another client; writing it anew", "object", "s3://"+b+"/"+key)
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	c, err := n.fsys.newContent(n, info)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	n.mu.Lock()
 	if n.content != nil {
@@ -252,12 +260,12 @@ func (n *fileNode) openWriter(ctx context.Context) (*fileContent, error) {
 		n.writers++
 		n.mu.Unlock()
 		c.close()
-		return existing, nil
+		return existing, true, nil
 	}
 	n.content = c
 	n.writers++
 	n.mu.Unlock()
-	return c, nil
+	return c, false, nil
 }
 
 // closeWriter ends a writer counted by openWriter. The last writer commits
@@ -322,6 +330,15 @@ func (n *fileNode) maybeDropContent(c *fileContent) {
 // Open implements fusefs.NodeOpener. Every handle of a file shares the
 // node's content while it has one; otherwise reads pin the object's
 // current ETag.
+//
+// An open of a file whose content is live (held by another open) keeps the
+// kernel's cached pages (FOPEN_KEEP_CACHE). They hold the content's bytes:
+// every change to live content comes through this kernel, whose writes
+// copy into the pages before they are sent. Dropping them would be wrong,
+// not just slow: a write on its way to the mount has its bytes only in
+// those pages, and a read of the dropped page may reach the mount first,
+// so that the page comes back without the write, and the file's end shows
+// NUL bytes once the write lands.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	b, key, ok := n.key()
 	if !ok {
@@ -332,8 +349,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 		return nil, 0, syscall.EROFS
 	}
 	h := n.fsys.newHandle(ctx, n, flags)
+	var fuseFlags uint32
 	if write {
-		c, err := n.openWriter(ctx)
+		c, live, err := n.openWriterLive(ctx)
 		if err != nil {
 			return nil, 0, n.fsys.errno("open", err)
 		}
@@ -343,12 +361,16 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 				return nil, 0, n.fsys.errno("open", err)
 			}
 		}
+		if live && flags&syscall.O_TRUNC == 0 {
+			fuseFlags |= fuse.FOPEN_KEEP_CACHE
+		}
 		h.content = c
 		n.addHandle(h)
-		return h, 0, 0
+		return h, fuseFlags, 0
 	}
-	var fuseFlags uint32
-	if n.liveContent() == nil {
+	if n.liveContent() != nil {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	} else {
 		info, err := n.currentInfo(ctx)
 		if err != nil {
 			if errors.Is(err, bucket.ErrNotFound) {

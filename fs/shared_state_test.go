@@ -474,6 +474,70 @@ func TestSharedAppendWhileReading(t *testing.T) { appendWhileLookingTest(t, "cat
 // tail -n +1 -f following the file: it must print every line.
 func TestSharedAppendWhileTailing(t *testing.T) { appendWhileLookingTest(t, "tail -f") }
 
+// rereadProgram appends lines to a log from one process that holds it open
+// with 'a' and writes each line with a write(2) of its own, while reader
+// processes open, read and close the log as fast as they can. Every read
+// must be a prefix of the complete log. It prints what each reader saw,
+// and exits 1 if a read was not a prefix.
+const rereadProgram = `import os, subprocess, sys, time
+path, lines, readers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+text = "line %d of the job log, which grows one line at a time\n"
+want = "".join(text % i for i in range(1, lines + 1)).encode()
+if sys.argv[4:] == ["read"]:
+    looks, bad = 0, ""
+    while not os.path.exists(path + ".done"):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        looks += 1
+        if not bad and not want.startswith(data):
+            at = next((i for i in range(min(len(data), len(want))) if data[i] != want[i]), len(want))
+            bad = "; read %d bytes, and byte %d differs: %r" % (len(data), at, data[at:at + 16])
+    print("%d looks%s" % (looks, bad))
+    sys.exit(1 if bad else 0)
+procs = [subprocess.Popen([sys.executable, sys.argv[0], path, str(lines), "0", "read"]) for _ in range(readers)]
+with open(path, "a") as f:
+    for i in range(1, lines + 1):
+        f.write(text % i)
+        f.flush()
+        time.sleep(0.001)
+open(path + ".done", "w").close()
+sys.exit(max(p.wait() for p in procs))
+`
+
+// TestSharedAppendWhileReopening appends to a log while other processes
+// open, read and close it in a loop: every read must be a prefix of the
+// log, and the object must hold the whole log. A reader's open used to drop
+// the kernel's cached pages while an append was on its way to the mount;
+// the reader then read the page back without the append, and when the
+// append landed, the file's new end showed NUL bytes.
+func TestSharedAppendWhileReopening(t *testing.T) {
+	w := newSharedTest(t, time.Minute)
+	program := filepath.Join(t.TempDir(), "reread.py")
+	if err := os.WriteFile(program, []byte(rereadProgram), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const lines, readers = 600, 2
+	local := filepath.Join(t.TempDir(), "job.log")
+	if out, err := runCmd(2*time.Minute, nil, "python3", program, local, strconv.Itoa(lines), strconv.Itoa(readers)); err != nil {
+		t.Fatalf("on a local disk: %v\n%s", err, out)
+	}
+	oracle, err := os.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(2*time.Minute, nil, "python3", program, filepath.Join(w.dir, "job.log"), strconv.Itoa(lines), strconv.Itoa(readers))
+	t.Logf("readers on the mount: %s", strings.Join(strings.Fields(out), " "))
+	if err != nil {
+		t.Errorf("on the mount: %v\n%s", err, out)
+	}
+	if got, ok := w.object(t, wsBucket, w.prefix+"job.log"); !ok || !bytes.Equal(got, oracle) {
+		t.Errorf("the object differs from the same job's log on a local disk: %s", textDiff(got, oracle))
+	}
+}
+
 func appendWhileLookingTest(t *testing.T, observer string) {
 	w := newSharedTest(t, time.Minute)
 	local := t.TempDir()
