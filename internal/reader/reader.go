@@ -92,6 +92,10 @@ const (
 	RandomAfter = 2
 	// SequentialAgain is how long a sequential run ends random mode.
 	SequentialAgain = 1 << 20
+	// StrideHistory is how many region starts a Reader remembers to find
+	// a stride, and StrideAhead how many strides ahead it fetches.
+	StrideHistory = 8
+	StrideAhead   = 8
 )
 
 // Config configures an Engine. Zero fields take their defaults.
@@ -461,6 +465,17 @@ func (e *Engine) finish(b *block, err error) {
 	e.cfg.Budget.Release(release)
 }
 
+// dropRead drops the block named k if a sequential run has read all of
+// it (see drop).
+func (e *Engine) dropRead(k blockKey) {
+	e.mu.Lock()
+	b := e.blocks[k]
+	e.mu.Unlock()
+	if b != nil && b.consumed.Load() >= int64(len(b.data)) {
+		e.drop(b)
+	}
+}
+
 // drop removes b once a sequential run has read it, if it was fetched ahead
 // for one and no random read has wanted it since.
 func (e *Engine) drop(b *block) {
@@ -486,18 +501,40 @@ type Reader struct {
 	obj string
 	// started says a read has been seen.
 	started bool
-	// runEnd is the end of the current sequential run, and runLen its
-	// length so far.
-	runEnd, runLen int64
-	// ahead is the end of what was fetched ahead of the run.
-	ahead int64
-	// window is how far ahead of runEnd to fetch.
-	window int64
+	// cur is the run the last read belonged to, and prev the one before
+	// it, if hasPrev: a read elsewhere (a file's index, between its
+	// data) and back does not end a stream.
+	cur, prev run
+	hasPrev   bool
 	// seeks counts the seeks since the last run of SequentialAgain bytes.
 	seeks int
 	// random says the reads are at random: fetch only what they need.
 	random bool
+	// starts holds where the last few regions began, newest at
+	// starts[(nstarts-1)%len]; a region is a read that does not start
+	// where the one before ended. lastEnd is the end of the last read.
+	starts  [StrideHistory]int64
+	nstarts int
+	lastEnd int64
 }
+
+// run is a sequential run of reads.
+type run struct {
+	// start is where the run began. frontier is how far it has been read
+	// with no gap, and furthest the end of its furthest read: the kernel's
+	// readahead arrives out of order, so reads land ahead of the frontier,
+	// and beyond holds the blocks they read until the reads between catch
+	// up.
+	start, frontier, furthest int64
+	beyond                    map[int64]struct{}
+	// ahead is the end of what was fetched ahead of the run.
+	ahead int64
+	// window is how far ahead of the frontier to fetch.
+	window int64
+}
+
+// length is how much of the run has been read with no gap.
+func (u *run) length() int64 { return u.frontier - u.start }
 
 // NewReader returns a reader for one open file.
 func (e *Engine) NewReader() *Reader { return &Reader{e: e} }
@@ -534,7 +571,7 @@ func (r *Reader) ReadAt(ctx context.Context, obj Object, p []byte, off int64) (i
 		at := off + int64(filled) - b.key.idx*bs
 		k := copy(p[filled:end-off], b.data[at:])
 		filled += k
-		if !random && b.consumed.Add(int64(k)) >= int64(len(b.data)) {
+		if !random && b.consumed.Add(int64(k)) >= int64(len(b.data)) && r.passed(b) {
 			e.drop(b)
 		}
 	}
@@ -544,52 +581,181 @@ func (r *Reader) ReadAt(ctx context.Context, obj Object, p []byte, off int64) (i
 	return filled, nil
 }
 
+// passed reports whether a long sequential run has read past b, so that b
+// can go: the run has read every byte before b's end, and enough of them
+// to be a stream. The first SequentialAgain bytes of a run, and blocks
+// read by reads that skip ahead and never come back (a column of chunks
+// of an HDF5 dataset, say), stay cached.
+func (r *Reader) passed(b *block) bool {
+	end := b.key.idx*r.e.cfg.BlockSize + int64(len(b.data))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b.key.obj != r.obj {
+		return false
+	}
+	for _, u := range []*run{&r.cur, &r.prev} {
+		if end > u.start && end <= u.frontier && u.length() >= SequentialAgain {
+			return true
+		}
+	}
+	return false
+}
+
 // observe records a read of [off, end) in the access pattern, starts
 // fetching ahead if the reads are sequential, and reports whether they are
 // at random.
+//
+// A read continues a run if it lands between SeekBack (or the run's
+// window, if larger) behind the run's frontier and SeekForward ahead of its
+// furthest read; it is tried against the current run, then the previous
+// one. A read that continues neither is a seek, and so is leaving a gap
+// behind for more than twice SeekForward: reads that skip ahead and never
+// fill the gaps are not a stream, however close together they land.
+// Fetching ahead, and the window's growth, follow the frontier.
 func (r *Reader) observe(obj Object, off, end int64) (random bool) {
 	cfg := &r.e.cfg
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if id := obj.id(); r.obj != id { // a new version: start afresh
-		r.obj, r.started, r.seeks, r.random = id, false, 0, false
+		r.obj, r.started, r.hasPrev, r.seeks, r.random, r.nstarts = id, false, false, 0, false, 0
 	}
-	// The kernel's readahead arrives out of order, up to a window behind.
-	back := max(cfg.SeekBack, r.window)
-	continues := r.started && off >= r.runEnd-back && off <= r.runEnd+cfg.SeekForward
-	if !continues {
-		if r.started {
-			r.seeks++
-		}
-		r.started = true
-		r.runEnd, r.runLen, r.ahead, r.window = off, 0, off, cfg.FirstWindow
-		if r.seeks >= RandomAfter {
-			r.random = true
-		}
+	continues := func(u *run) bool {
+		return off >= u.frontier-max(cfg.SeekBack, u.window) && off <= max(u.frontier, u.furthest)+cfg.SeekForward
 	}
-	r.runLen += end - off
-	r.runEnd = max(r.runEnd, end)
-	if r.runLen >= SequentialAgain {
+	switch {
+	case r.started && continues(&r.cur):
+	case r.started && r.hasPrev && continues(&r.prev):
+		r.cur, r.prev = r.prev, r.cur
+	default:
+		r.seek(off)
+	}
+	u := &r.cur
+	r.mark(u, off, end)
+	if u.furthest-u.frontier > 2*cfg.SeekForward {
+		r.seek(off)
+		r.mark(u, off, end)
+	}
+	if u.length() >= SequentialAgain {
 		r.random, r.seeks = false, 0
 	}
+	if off != r.lastEnd {
+		r.strided(obj, off, end)
+	}
+	r.lastEnd = end
 	if r.random {
 		return true
 	}
-	for r.window < cfg.MaxWindow && 2*r.runLen >= r.window {
-		r.window = min(cfg.MaxWindow, 2*r.window)
+	for u.window < cfg.MaxWindow && 2*u.length() >= u.window {
+		u.window = min(cfg.MaxWindow, 2*u.window)
 	}
 	// Fetch ahead in steps of a part (or a quarter window while the window
 	// is small), so that each GET is worth its round trip.
-	step := max(cfg.BlockSize, min(cfg.PartSize, r.window/4))
-	target := min(obj.Size, (r.runEnd+r.window)/step*step)
-	if from := max(r.ahead, end); target > from {
+	step := max(cfg.BlockSize, min(cfg.PartSize, u.window/4))
+	target := min(obj.Size, (u.frontier+u.window)/step*step)
+	if from := max(u.ahead, u.frontier); target > from {
 		got := r.e.prefetch(obj, from, target)
 		if got < target {
-			r.window = max(cfg.FirstWindow, r.window/2) // memory is short
+			u.window = max(cfg.FirstWindow, u.window/2) // memory is short
 		}
-		r.ahead = got
+		u.ahead = got
 	}
 	return false
+}
+
+// strided notes a region that starts at off and ends at end. If it
+// continues an arithmetic progression of region starts (off-2d, off-d,
+// off, with other regions between them allowed, and each start within
+// half a block of the progression), it fetches the next StrideAhead
+// regions of the same length ahead, with twice the deviation seen as
+// slack on either side, as far as memory allows without waiting: a column
+// of chunks of an HDF5 or NetCDF dataset, or of tiles of a GeoTIFF, read
+// one at a time, and the nodes of the chunk index that HDF5 reads between
+// them. r.mu must be held.
+func (r *Reader) strided(obj Object, off, end int64) {
+	n := min(r.nstarts, StrideHistory)
+	tolerance := r.e.cfg.BlockSize / 2
+	var d, slack int64
+	for i := 1; i <= n && d == 0; i++ {
+		c := off - r.starts[(r.nstarts-i)%StrideHistory]
+		if c <= 0 {
+			continue
+		}
+		for j := 1; j <= n; j++ {
+			if diff := r.starts[(r.nstarts-j)%StrideHistory] - (off - 2*c); -tolerance <= diff && diff <= tolerance {
+				d, slack = c, 2*max(diff, -diff)
+				break
+			}
+		}
+	}
+	r.starts[r.nstarts%StrideHistory] = off
+	r.nstarts++
+	// Regions read one after the other, or reads of a stream arriving
+	// out of order, show strides too; a column skips what lies between
+	// its regions: the run has not read past the previous one.
+	if d < 2*(end-off) || !r.random && r.cur.frontier > off-d+(end-off) {
+		return
+	}
+	for k := int64(1); k <= StrideAhead; k++ {
+		from := max(0, off+k*d-slack)
+		if from >= obj.Size {
+			return
+		}
+		to := min(obj.Size, off+k*d+end-off+slack)
+		if r.e.prefetch(obj, from, to) < to {
+			return // memory is short
+		}
+	}
+}
+
+// seek starts a new run at off; the current one becomes the previous.
+// r.mu must be held.
+func (r *Reader) seek(off int64) {
+	if r.started {
+		r.seeks++
+		r.prev, r.hasPrev = r.cur, true
+	}
+	r.started = true
+	r.cur = run{start: off, frontier: off, furthest: off, ahead: off, window: r.e.cfg.FirstWindow}
+	if r.seeks >= RandomAfter {
+		r.random = true
+	}
+}
+
+// mark records that [off, end) of u was read, moves u's frontier over the
+// blocks read ahead of it that it now reaches, and drops those a long run
+// has read. r.mu must be held.
+func (r *Reader) mark(u *run, off, end int64) {
+	bs := r.e.cfg.BlockSize
+	u.furthest = max(u.furthest, end)
+	moved := false
+	if off > u.frontier {
+		if u.beyond == nil {
+			u.beyond = map[int64]struct{}{}
+		}
+		for i := off / bs; i <= (end-1)/bs; i++ {
+			u.beyond[i] = struct{}{}
+		}
+	} else if end > u.frontier {
+		u.frontier, moved = end, true
+	}
+	for {
+		i := u.frontier / bs
+		if _, ok := u.beyond[i]; !ok {
+			break
+		}
+		delete(u.beyond, i)
+		u.frontier = min(u.furthest, max(u.frontier, (i+1)*bs))
+		if u.length() >= SequentialAgain {
+			r.e.dropRead(blockKey{r.obj, i})
+		}
+	}
+	if moved && len(u.beyond) > 0 {
+		for i := range u.beyond {
+			if (i+1)*bs <= u.frontier {
+				delete(u.beyond, i)
+			}
+		}
+	}
 }
 
 // Close ends the reader. Blocks it fetched ahead stay cached until evicted.

@@ -201,6 +201,107 @@ func TestRandomReadsAreSizedToTheReadAndCached(t *testing.T) {
 	}
 }
 
+// TestStridedReadsFetchWhatTheyRead reads the way h5py reads one column of
+// a chunked dataset: a chunk of 256 KiB every 8 MiB. Each jump lands within
+// the forward tolerance of a sequential run, but the gaps are never read:
+// the reader must not fetch the object ahead, only the chunks (and a first
+// window), and after a few chunks it reads at random and caches them.
+func TestStridedReadsFetchWhatTheyRead(t *testing.T) {
+	const chunk, stride, chunks = 256 << 10, 8 << 20, 32
+	f := newFixture(t, chunks*stride, 1<<30, Config{})
+	base := int64(3 << 20)
+	pass := func() {
+		r := f.e.NewReader()
+		defer r.Close()
+		buf := make([]byte, chunk)
+		for i := range int64(chunks) {
+			off := base + i*stride
+			if _, err := r.ReadAt(context.Background(), f.obj, buf, off); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf, f.data[off:off+chunk]) {
+				t.Fatalf("chunk at %d differs", off)
+			}
+		}
+	}
+	pass()
+	read := int64(chunks * chunk)
+	if asked, limit := f.b.asked.Load(), read+4*DefaultFirstWindow; asked > limit {
+		t.Errorf("reading %d chunks of %d bytes, %d apart, asked for %d bytes, more than %d: the gaps were fetched", chunks, chunk, stride, asked, limit)
+	}
+	gets := f.b.gets.Load()
+	pass()
+	if g := f.b.gets.Load() - gets; g > 4 {
+		t.Errorf("the second pass over the same chunks made %d GETs; want at most 4 (the chunks are cached once the reads are seen to be at random)", g)
+	}
+}
+
+// TestStridedReadsAreFetchedAhead reads chunks at a fixed stride, with a
+// small read elsewhere between each two, as HDF5 does when it also reads
+// its chunk index. Once three chunks show the stride, the next ones are
+// fetched before they are read.
+func TestStridedReadsAreFetchedAhead(t *testing.T) {
+	const chunk, stride, chunks = 256 << 10, 8 << 20, 32
+	f := newFixture(t, chunks*stride, 1<<30, Config{})
+	r := f.e.NewReader()
+	defer r.Close()
+	base := int64(3 << 20)
+	buf := make([]byte, chunk)
+	var hits int64
+	for i := range int64(chunks) {
+		off := base + i*stride
+		before := f.e.Stats().Hits
+		if _, err := r.ReadAt(context.Background(), f.obj, buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, f.data[off:off+chunk]) {
+			t.Fatalf("chunk at %d differs", off)
+		}
+		hits += f.e.Stats().Hits - before
+		// A read of the index, somewhere else.
+		idx := int64(i%5) * 4096
+		if _, err := r.ReadAt(context.Background(), f.obj, buf[:512], idx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first three chunks are read before the stride shows.
+	if want := int64((chunks - 3) * chunk / DefaultBlockSize); hits < want {
+		t.Errorf("the chunks' reads found %d blocks fetched ahead; want at least %d, all but the first three chunks'", hits, want)
+	}
+}
+
+// TestReadsElsewhereDoNotEndAStream reads an object in order, with a small
+// read of its index at its end every MiB, as HDF5 does when it reads a
+// whole dataset: the stream keeps its window, and nothing is fetched
+// twice.
+func TestReadsElsewhereDoNotEndAStream(t *testing.T) {
+	const size, chunk = 128 << 20, 256 << 10
+	f := newFixture(t, size, 1<<30, Config{})
+	r := f.e.NewReader()
+	defer r.Close()
+	buf := make([]byte, chunk)
+	for off := int64(0); off < size; off += chunk {
+		if _, err := r.ReadAt(context.Background(), f.obj, buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, f.data[off:off+chunk]) {
+			t.Fatalf("read at %d differs", off)
+		}
+		if off%(1<<20) == 0 {
+			if _, err := r.ReadAt(context.Background(), f.obj, buf[:4096], size-64<<10); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if fetched := f.e.Stats().Fetched; fetched > size+DefaultFirstWindow {
+		t.Errorf("fetched %d bytes for %d: the stream restarted", fetched, size)
+	}
+	// 128 MiB in parts of up to 8 MiB, after smaller first steps.
+	if g := f.b.gets.Load(); g > 28 {
+		t.Errorf("%d GETs for 128 MiB; the window did not grow", g)
+	}
+}
+
 func TestConcurrentReadsOfOneBlockCoalesce(t *testing.T) {
 	f := newFixture(t, 4<<20, 64<<20, Config{})
 	f.b.gate = make(chan struct{})
