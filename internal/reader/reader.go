@@ -21,17 +21,28 @@
 // Each Reader watches its reads. Reads that continue the previous ones,
 // tolerating Config.SeekBack (or the window, if larger) behind and
 // Config.SeekForward ahead (the kernel's readahead arrives concurrently and
-// out of order), form a
-// sequential run: the Reader fetches ahead of it with parallel ranged GETs
-// of up to PartSize, in a window that starts at Config.FirstWindow and
-// doubles with the run, up to Config.MaxWindow. Blocks fetched ahead are
-// dropped as soon as the run has read them (the kernel's page cache holds
-// them from then on), so a stream holds about one window of memory and
-// does not flush the cache. After RandomAfter seeks without a sequential
-// run between them, the Reader is in random mode: it fetches just the
-// blocks a read needs, and keeps them in the cache, which is what HDF5,
-// NetCDF, Zarr and Cloud-Optimized GeoTIFF readers re-read (headers, chunk
-// indexes). A sequential run of SequentialAgain bytes ends random mode.
+// out of order), form a sequential run. A run has a frontier, up to which
+// it has been read with no gap; the Reader fetches ahead of the frontier
+// with parallel ranged GETs of up to PartSize, in a window that starts at
+// Config.FirstWindow and doubles with the run, up to Config.MaxWindow.
+// Blocks are dropped as soon as a run longer than SequentialAgain has read
+// past them (the kernel's page cache holds them from then on), so a stream
+// holds about one window of memory and does not flush the cache. A Reader
+// keeps its previous run too: a read elsewhere and back (HDF5 reads its
+// chunk index between chunks) does not end a stream.
+//
+// Reads that skip ahead and leave gaps for more than twice SeekForward are
+// not a run, however close together they land: the Reader fetches what
+// they read, not the gaps, and keeps it cached. When the starts of three
+// regions read fall at one distance apart, give or take half a block, the
+// Reader fetches the next StrideAhead regions at that distance ahead: a
+// column of chunks of a dataset, read one chunk at a time.
+//
+// After RandomAfter seeks without a sequential run between them, the
+// Reader is in random mode: it fetches just the blocks a read needs, and
+// keeps them in the cache, which is what HDF5, NetCDF, Zarr and
+// Cloud-Optimized GeoTIFF readers re-read (headers, chunk indexes). A
+// sequential run of SequentialAgain bytes ends random mode.
 //
 // # Memory
 //
