@@ -604,7 +604,7 @@ func (r *Reader) passed(b *block) bool {
 	if b.key.obj != r.obj {
 		return false
 	}
-	for _, u := range []*run{&r.cur, &r.prev} {
+	for _, u := range [2]*run{&r.cur, &r.prev} {
 		if end > u.start && end <= u.frontier && u.length() >= SequentialAgain {
 			return true
 		}
