@@ -28,6 +28,7 @@ deps:
 	./scripts/install-minio.sh
 	./scripts/ensure-fuse.sh
 	./scripts/ensure-tools.sh
+	./scripts/ensure-python-libs.sh
 
 demo: deps build bin/s3mount-rig
 	./bin/s3mount-rig --s3mount bin/s3mount $(MOUNT)
