@@ -28,12 +28,14 @@ deps:
 	./scripts/install-minio.sh
 	./scripts/ensure-fuse.sh
 	./scripts/ensure-tools.sh
-	./scripts/ensure-python-libs.sh
 
 demo: deps build bin/s3mount-rig
 	./bin/s3mount-rig --s3mount bin/s3mount $(MOUNT)
 
+# The notebook test drives Debian's python3 with h5py, NumPy, pandas,
+# netCDF4 and xarray; only the tests need them.
 test: deps check
+	./scripts/ensure-python-libs.sh
 	S3MOUNT_REQUIRE_RIG=1 $(GO) test -race -count=1 -shuffle=on -timeout 25m $(TESTFLAGS) ./...; \
 		status=$$?; ./scripts/cleanup-mounts.sh; exit $$status
 	$(MAKE) fuzz

@@ -34,7 +34,7 @@ func requireNotebookModules(t *testing.T) {
 		return
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	msg := fmt.Sprintf("%s cannot import %s (%v: %s); run scripts/ensure-python-libs.sh as root, or make deps",
+	msg := fmt.Sprintf("%s cannot import %s (%v: %s); run scripts/ensure-python-libs.sh as root (make test runs it)",
 		debianPython, notebookModules, err, lines[len(lines)-1])
 	if os.Getenv("S3MOUNT_REQUIRE_RIG") == "1" {
 		t.Fatal(msg)
