@@ -248,6 +248,14 @@ func (p *Provider) OnPaths(f func([]Path)) {
 // Renewals is how many grants were fetched successfully, the first included.
 func (p *Provider) Renewals() int64 { return p.renewals.Load() }
 
+// Expiry returns when the current credentials expire, as their source
+// declared it, or the zero time before the first ones.
+func (p *Provider) Expiry() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.current.Expires
+}
+
 // Retrieve fetches new credentials from the source. It is called by the
 // cache; use Credentials for the SDK. After a failure it does not ask the
 // platform again until the retry delay has passed.
