@@ -280,6 +280,10 @@ func printTry(r *rig.Rig, mountpoint string) {
 	}
 	if ro != nil {
 		fmt.Fprintf(&b, "  touch %s   # read-only path: refused\n", filepath.Join(dir(*ro), "new-file"))
+		if strings.HasPrefix(strings.Trim(ro.Prefix, "/"), "smap") {
+			fmt.Fprintf(&b, "  /usr/bin/python3 -c 'import h5py; f = h5py.File(\"%s\"); print(f[\"Soil_Moisture_Retrieval_Data_AM/soil_moisture\"][30, :8])'   # Debian's python3-h5py\n",
+				filepath.Join(dir(*ro), rig.SMAPSampleName))
+		}
 	}
 	fmt.Fprintf(&b, "\n")
 	fmt.Print(b.String())

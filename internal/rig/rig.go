@@ -3,6 +3,7 @@ package rig
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,19 @@ import (
 // SampleBinSize is the size of the seeded binary object
 // maap-ops-workspace/jdoe/data/sample.bin.
 const SampleBinSize = 5 << 20
+
+// SMAPSample is the HDF5 file seeded as SMAP_L3_2024-01-01.h5 in a
+// read-only smap path: a coarse, synthetic stand-in for a SMAP L3 daily soil
+// moisture granule (group Soil_Moisture_Retrieval_Data_AM, datasets
+// soil_moisture, latitude and longitude, 72×144, chunked and compressed),
+// written by sample/make_smap.py, so that h5py and xarray can open it in
+// the demo.
+//
+//go:embed sample/SMAP_L3_2024-01-01.h5
+var SMAPSample []byte
+
+// SMAPSampleName is the name SMAPSample is seeded under.
+const SMAPSampleName = "SMAP_L3_2024-01-01.h5"
 
 // Options configures Start.
 type Options struct {
@@ -148,8 +162,9 @@ type Object struct {
 // SeedObjects returns the sample data Start uploads when Options.Seed is
 // set. Every path gets a few files; the first workspace path also gets
 // results/run1.csv, results/run2.csv, an empty-dir/ marker and a 5 MiB
-// deterministic binary data/sample.bin. Paths named like DefaultPaths get
-// the files the demo mentions. Every bucket also gets
+// deterministic binary data/sample.bin; a read-only path whose prefix
+// starts with smap gets the HDF5 file SMAPSample. Paths named like
+// DefaultPaths get the files the demo mentions. Every bucket also gets
 // other-user/secret.txt, outside every authorized prefix, which no
 // credentials minted by MAAP may ever reveal (unless a path covers the whole
 // bucket).
@@ -185,11 +200,11 @@ func SeedObjects(paths []AuthorizedPath) []Object {
 			add(p.Bucket, under(p, "notes.md"), "# Team notes\n\nShared, read-write area of "+p.URI()+".\n")
 			add(p.Bucket, under(p, "shared/params.json"), `{"threshold": 0.5, "iterations": 10}`+"\n")
 		default:
-			name := "README.txt"
 			if strings.HasPrefix(p.prefix(), "smap") {
-				name = "SMAP_L3_2024-01-01.h5"
+				objs = append(objs, Object{Bucket: p.Bucket, Key: under(p, SMAPSampleName), Body: SMAPSample})
+			} else {
+				add(p.Bucket, under(p, "README.txt"), "read-only reference data in "+p.URI()+"\n")
 			}
-			add(p.Bucket, under(p, name), "read-only reference data in "+p.URI()+"\n")
 			add(p.Bucket, under(p, "granules/g001.txt"), "granule 001\n")
 			add(p.Bucket, under(p, "granules/g002.txt"), "granule 002\n")
 		}
