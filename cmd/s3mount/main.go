@@ -52,6 +52,7 @@ type config struct {
 	forcePathStyle bool
 	readOnly       bool
 	debug          bool
+	logLevel       slog.Level
 	debugFUSE      bool
 	allowOther     bool
 	uid, gid       int
@@ -159,7 +160,10 @@ func parseFlags(args []string) (*config, error) {
 	f.StringVar(&cfg.region, "region", "", "S3 region (default: AWS_REGION, AWS_DEFAULT_REGION, or the platform's region)")
 	f.BoolVar(&cfg.forcePathStyle, "force-path-style", false, "use path-style S3 URLs (on by itself for IP-address and localhost endpoints)")
 	f.BoolVar(&cfg.readOnly, "read-only", false, "mount everything read-only")
-	f.BoolVar(&cfg.debug, "debug", false, "log debug detail, including every credential renewal")
+	f.BoolVar(&cfg.debug, "debug", false, "log debug detail, including every credential renewal (--log-level debug)")
+	f.Func("log-level", "what to log: debug, info, warn or error (default info); SIGUSR2 turns debug logging on and off in a running mount", func(v string) error {
+		return cfg.logLevel.UnmarshalText([]byte(v))
+	})
 	f.BoolVar(&cfg.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
 	f.BoolVar(&cfg.allowOther, "allow-other", false, "let other users use the mount, as far as --uid, --gid, --file-mode and --dir-mode allow them")
 	f.IntVar(&cfg.uid, "uid", os.Getuid(), "owner of every file")
@@ -328,6 +332,9 @@ func mount(cfg *config) int {
 	// gone. A signal caught early unmounts cleanly once mounted.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 
 	logOut := io.Writer(os.Stderr)
 	if cfg.logFile != "" {
@@ -338,12 +345,15 @@ func mount(cfg *config) int {
 		defer lf.Close()
 		logOut = lf
 	}
-	level := slog.LevelInfo
+	level := cfg.logLevel
 	if cfg.debug {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	var levelVar slog.LevelVar
+	levelVar.Set(level)
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: &levelVar}))
 	slog.SetDefault(logger)
+	go debugOnSignal(usr2, &levelVar, level, logger)
 
 	if fi, err := os.Stat(cfg.mountpoint); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(cfg.mountpoint, 0o755); err != nil {
@@ -662,4 +672,24 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// debugOnSignal turns debug logging on at a SIGUSR2, and back to level at
+// the next, so that a running mount can be asked for detail and back. Each
+// switch is logged at a level that shows. It returns when sig is closed,
+// never in practice: the process exits first.
+func debugOnSignal(sig <-chan os.Signal, lv *slog.LevelVar, level slog.Level, logger *slog.Logger) {
+	off := level
+	if off == slog.LevelDebug {
+		off = slog.LevelInfo
+	}
+	for range sig {
+		if lv.Level() == slog.LevelDebug {
+			lv.Set(off)
+			logger.Log(context.Background(), max(off, slog.LevelInfo), "debug logging off (SIGUSR2 turns it on)", "level", off.String())
+		} else {
+			lv.Set(slog.LevelDebug)
+			logger.Info("debug logging on (SIGUSR2 turns it off)")
+		}
+	}
 }

@@ -709,6 +709,51 @@ func TestForegroundMount(t *testing.T) {
 	}
 }
 
+// TestDebugLoggingOnSignal turns debug logging on and off in a running
+// mount with SIGUSR2: reads log their GETs at debug level only while it is
+// on.
+func TestDebugLoggingOnSignal(t *testing.T) {
+	r := getSharedRig(t)
+	dir := mountDir(t)
+	p := startForeground(t, dir, env(r.Env()...), "--foreground", "--log-level", "info", dir)
+	p.waitMounted(t, dir)
+	read := func(name string) {
+		t.Helper()
+		if _, err := os.ReadFile(filepath.Join(dir, "maap-ops-workspace/jdoe", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signal := func(wantLine string) {
+		t.Helper()
+		if err := p.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(10*time.Second, func() bool { return strings.Contains(p.stderr.String(), wantLine) }) {
+			t.Fatalf("no %q in the log after SIGUSR2:\n%s", wantLine, tail(p.stderr.String()))
+		}
+	}
+	read("README.txt")
+	signal("debug logging on")
+	read("results/run1.csv")
+	signal("debug logging off")
+	read("data/sample.bin")
+	if code := p.signalAndWait(t, syscall.SIGINT); code != 0 {
+		t.Errorf("exit status after SIGINT: got %d, want 0", code)
+	}
+
+	log := p.stderr.String()
+	on, off := strings.Index(log, "debug logging on"), strings.Index(log, "debug logging off")
+	if strings.Contains(log[:on], "level=DEBUG") {
+		t.Errorf("debug lines before SIGUSR2, at --log-level info:\n%s", log[:on])
+	}
+	if !strings.Contains(log[on:off], "level=DEBUG msg=GET") {
+		t.Errorf("no GET logged at debug level while debug logging was on:\n%s", log[on:off])
+	}
+	if strings.Contains(log[off:], "level=DEBUG") {
+		t.Errorf("debug lines after the second SIGUSR2:\n%s", log[off:])
+	}
+}
+
 func TestErrors(t *testing.T) {
 	t.Parallel()
 	r := rig.StartForTest(t, rig.Options{})
@@ -807,6 +852,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad file mode", []string{"--file-mode", "01000", a}, 2, "", "--file-mode"},
 		{"memory limit too small", []string{"--memory-limit", "8", a}, 2, "", "--memory-limit must be at least 16"},
 		{"memory limit too small, by its old name", []string{"--write-memory", "8", a}, 2, "", "--memory-limit must be at least 16"},
+		{"unknown log level", []string{"--log-level", "loud", a}, 2, "", "--log-level"},
 		{"version", []string{"--version"}, 0, "s3mount", ""},
 		{"help", []string{"--help"}, 0, "", "Usage: s3mount"},
 		{"short help", []string{"-h"}, 0, "", "Usage: s3mount"},
